@@ -1,0 +1,235 @@
+//! A typed view of one collection.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use futures_core::Stream;
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ext::scan_stream;
+use crate::{
+    Codec, DynStore, Error, ErrorKind, KvStore, KvStoreExt, PutOptions, Result, ScanOptions, Ttl,
+    typed,
+};
+
+/// One collection of a store, holding values of type `T` encoded with a [`Codec`].
+///
+/// Cheap to clone when the store is (`Arc`, [`DynStore`]).
+///
+/// ```
+/// # async fn demo(store: kv_core::DynStore) -> kv_core::Result<()> {
+/// use kv_core::{Codec, Collection};
+///
+/// #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+/// struct User { name: String, age: u32 }
+///
+/// let users: Collection<User> = Collection::new(store, "users").with_codec(Codec::Postcard);
+/// users.put("alice", &User { name: "Alice".into(), age: 30 }).await?;
+/// assert_eq!(users.get("alice").await?.unwrap().age, 30);
+/// assert_eq!(users.len().await?, 1);
+/// # Ok(()) }
+/// ```
+pub struct Collection<T, S = DynStore> {
+    store: S,
+    name: String,
+    codec: Codec,
+    _values: PhantomData<fn() -> T>,
+}
+
+impl<T, S: Clone> Clone for Collection<T, S> {
+    fn clone(&self) -> Self {
+        Collection {
+            store: self.store.clone(),
+            name: self.name.clone(),
+            codec: self.codec,
+            _values: PhantomData,
+        }
+    }
+}
+
+impl<T, S: KvStore> fmt::Debug for Collection<T, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Collection")
+            .field("store", &self.store.info().location)
+            .field("name", &self.name)
+            .field("codec", &self.codec)
+            .field("type", &std::any::type_name::<T>())
+            .finish()
+    }
+}
+
+impl<T, S> Collection<T, S>
+where
+    S: KvStore,
+    T: Serialize + DeserializeOwned + Send,
+{
+    /// A typed view of collection `name` (empty = the store's default collection), using JSON.
+    pub fn new(store: S, name: impl Into<String>) -> Self {
+        Collection {
+            store,
+            name: name.into(),
+            codec: Codec::Json,
+            _values: PhantomData,
+        }
+    }
+
+    /// Uses another codec.
+    pub fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The codec in use.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Reads a value.
+    pub async fn get(&self, key: &str) -> Result<Option<T>> {
+        typed::get(&self.store, self.codec, &self.name, key).await
+    }
+
+    /// Reads a value that must exist: a missing key is an error of kind
+    /// [`ErrorKind::NotFound`] naming the collection and key (the raise-on-missing flavour).
+    pub async fn require(&self, key: &str) -> Result<T> {
+        self.get(key).await?.ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, "no entry with this key")
+                .with_collection(&self.name)
+                .with_key(key)
+        })
+    }
+
+    /// Reads many values; one slot per key, in order.
+    pub async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
+        typed::get_many(&self.store, self.codec, &self.name, keys).await
+    }
+
+    /// Writes a value without expiry.
+    pub async fn put(&self, key: &str, value: &T) -> Result<()> {
+        let bytes = self.codec.encode(value)?;
+        self.store
+            .put_opts(&self.name, key, bytes, PutOptions::default())
+            .await
+    }
+
+    /// Writes a value that expires after `ttl`.
+    pub async fn put_with_ttl(&self, key: &str, value: &T, ttl: Duration) -> Result<()> {
+        let bytes = self.codec.encode(value)?;
+        self.store
+            .put_opts(&self.name, key, bytes, PutOptions::default().with_ttl(ttl))
+            .await
+    }
+
+    /// Writes a value with full options (TTL, if-absent, compare-and-swap).
+    pub async fn put_opts(&self, key: &str, value: &T, opts: PutOptions) -> Result<()> {
+        let bytes = self.codec.encode(value)?;
+        self.store.put_opts(&self.name, key, bytes, opts).await
+    }
+
+    /// Writes only if absent; `Ok(false)` if a live entry exists.
+    pub async fn put_if_absent(&self, key: &str, value: &T) -> Result<bool> {
+        let bytes = self.codec.encode(value)?;
+        typed::put_if_absent_bytes(&self.store, &self.name, key, bytes, None).await
+    }
+
+    /// Writes many values in one batch, optionally with one TTL for all.
+    pub async fn put_many(&self, entries: &[(&str, T)], ttl: Option<Duration>) -> Result<()> {
+        let encoded = typed::encode_many(self.codec, entries)?;
+        typed::put_many_encoded(&self.store, &self.name, encoded, ttl).await
+    }
+
+    /// Deletes an entry; `true` if it existed.
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        self.store.delete(&self.name, key).await
+    }
+
+    /// Deletes many entries; returns how many existed.
+    pub async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        self.store.delete_many(&self.name, keys).await
+    }
+
+    /// The remaining lifetime; `None` if missing.
+    pub async fn ttl(&self, key: &str) -> Result<Option<Ttl>> {
+        self.store.ttl(&self.name, key).await
+    }
+
+    /// True if a live entry exists.
+    pub async fn contains(&self, key: &str) -> Result<bool> {
+        self.store.exists(&self.name, key).await
+    }
+
+    /// Returns the stored value, or computes, stores (with an optional TTL) and returns it.
+    pub async fn get_or_insert_with<F, Fut>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        make: F,
+    ) -> Result<T>
+    where
+        F: FnOnce() -> Fut + Send,
+        Fut: Future<Output = Result<T>> + Send,
+    {
+        typed::get_or_insert_with(&self.store, self.codec, &self.name, key, ttl, make).await
+    }
+
+    /// Removes an entry and returns its value.
+    pub async fn pop(&self, key: &str) -> Result<Option<T>> {
+        typed::pop(&self.store, self.codec, &self.name, key).await
+    }
+
+    /// The number of live entries (O(n)).
+    pub async fn len(&self) -> Result<u64> {
+        self.store.len(&self.name).await
+    }
+
+    /// True if there is no live entry.
+    pub async fn is_empty(&self) -> Result<bool> {
+        self.store.is_empty(&self.name).await
+    }
+
+    /// Removes every entry; returns how many.
+    pub async fn clear(&self) -> Result<u64> {
+        self.store.clear(&self.name).await
+    }
+
+    /// A stream over the keys.
+    pub fn keys(&self) -> impl Stream<Item = Result<String>> + Send + '_ {
+        self.store.keys(&self.name)
+    }
+
+    /// A stream over `(key, value)` pairs.
+    pub fn items(&self) -> impl Stream<Item = Result<(String, T)>> + Send + '_
+    where
+        T: 'static,
+    {
+        let codec = self.codec;
+        let name = self.name.as_str();
+        scan_stream(&self.store, name, ScanOptions::default()).map(move |r| {
+            let item = r?;
+            let entry = item.entry.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Backend,
+                    "store returned a scan item without its entry",
+                )
+            })?;
+            let v = codec
+                .decode(&entry.value)
+                .map_err(|e| e.with_collection(name).with_key(&item.key))?;
+            Ok((item.key, v))
+        })
+    }
+}

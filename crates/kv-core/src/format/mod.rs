@@ -1,0 +1,4 @@
+//! Wire formats shared with other software. The native format is in
+//! [`envelope`](crate::envelope).
+
+pub mod pykv;
