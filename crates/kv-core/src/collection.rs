@@ -1,4 +1,10 @@
 //! A typed view of one collection.
+//!
+//! The methods spell out `impl Future + Send` instead of `async fn`: the explicit bound is
+//! proven once here, generically, whereas an inferred one is re-proven at each call site
+//! with the concrete store type, where rustc fails on higher-ranked lifetimes ("implementation
+//! of `KvStore` is not general enough") for `DynStore`.
+#![allow(clippy::manual_async_fn)]
 
 use std::fmt;
 use std::future::Future;
@@ -99,111 +105,148 @@ where
     }
 
     /// Reads a value.
-    pub async fn get(&self, key: &str) -> Result<Option<T>> {
-        typed::get(&self.store, self.codec, &self.name, key).await
+    pub fn get(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send {
+        async move { typed::get(&self.store, self.codec, &self.name, key).await }
     }
 
     /// Reads a value that must exist: a missing key is an error of kind
     /// [`ErrorKind::NotFound`] naming the collection and key (the raise-on-missing flavour).
-    pub async fn require(&self, key: &str) -> Result<T> {
-        self.get(key).await?.ok_or_else(|| {
-            Error::new(ErrorKind::NotFound, "no entry with this key")
-                .with_collection(&self.name)
-                .with_key(key)
-        })
+    pub fn require(&self, key: &str) -> impl Future<Output = Result<T>> + Send {
+        async move {
+            self.get(key).await?.ok_or_else(|| {
+                Error::new(ErrorKind::NotFound, "no entry with this key")
+                    .with_collection(&self.name)
+                    .with_key(key)
+            })
+        }
     }
 
     /// Reads many values; one slot per key, in order.
-    pub async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
-        typed::get_many(&self.store, self.codec, &self.name, keys).await
+    pub fn get_many(&self, keys: &[&str]) -> impl Future<Output = Result<Vec<Option<T>>>> + Send {
+        async move { typed::get_many(&self.store, self.codec, &self.name, keys).await }
     }
 
     /// Writes a value without expiry.
-    pub async fn put(&self, key: &str, value: &T) -> Result<()> {
-        let bytes = self.codec.encode(value)?;
-        self.store
-            .put_opts(&self.name, key, bytes, PutOptions::default())
-            .await
+    pub fn put(&self, key: &str, value: &T) -> impl Future<Output = Result<()>> + Send {
+        // Encoded before the future starts, so `T` need not be `Sync`.
+        let bytes = self.codec.encode(value);
+        async move {
+            let bytes = bytes?;
+            self.store
+                .put_opts(&self.name, key, bytes, PutOptions::default())
+                .await
+        }
     }
 
     /// Writes a value that expires after `ttl`.
-    pub async fn put_with_ttl(&self, key: &str, value: &T, ttl: Duration) -> Result<()> {
-        let bytes = self.codec.encode(value)?;
-        self.store
-            .put_opts(&self.name, key, bytes, PutOptions::default().with_ttl(ttl))
-            .await
+    pub fn put_with_ttl(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<()>> + Send {
+        // Encoded before the future starts, so `T` need not be `Sync`.
+        let bytes = self.codec.encode(value);
+        async move {
+            let bytes = bytes?;
+            self.store
+                .put_opts(&self.name, key, bytes, PutOptions::default().with_ttl(ttl))
+                .await
+        }
     }
 
     /// Writes a value with full options (TTL, if-absent, compare-and-swap).
-    pub async fn put_opts(&self, key: &str, value: &T, opts: PutOptions) -> Result<()> {
-        let bytes = self.codec.encode(value)?;
-        self.store.put_opts(&self.name, key, bytes, opts).await
+    pub fn put_opts(
+        &self,
+        key: &str,
+        value: &T,
+        opts: PutOptions,
+    ) -> impl Future<Output = Result<()>> + Send {
+        // Encoded before the future starts, so `T` need not be `Sync`.
+        let bytes = self.codec.encode(value);
+        async move {
+            let bytes = bytes?;
+            self.store.put_opts(&self.name, key, bytes, opts).await
+        }
     }
 
     /// Writes only if absent; `Ok(false)` if a live entry exists.
-    pub async fn put_if_absent(&self, key: &str, value: &T) -> Result<bool> {
-        let bytes = self.codec.encode(value)?;
-        typed::put_if_absent_bytes(&self.store, &self.name, key, bytes, None).await
+    pub fn put_if_absent(&self, key: &str, value: &T) -> impl Future<Output = Result<bool>> + Send {
+        // Encoded before the future starts, so `T` need not be `Sync`.
+        let bytes = self.codec.encode(value);
+        async move {
+            let bytes = bytes?;
+            typed::put_if_absent_bytes(&self.store, &self.name, key, bytes, None).await
+        }
     }
 
     /// Writes many values in one batch, optionally with one TTL for all.
-    pub async fn put_many(&self, entries: &[(&str, T)], ttl: Option<Duration>) -> Result<()> {
-        let encoded = typed::encode_many(self.codec, entries)?;
-        typed::put_many_encoded(&self.store, &self.name, encoded, ttl).await
+    pub fn put_many(
+        &self,
+        entries: &[(&str, T)],
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let encoded = typed::encode_many(self.codec, entries);
+        async move {
+            let encoded = encoded?;
+            typed::put_many_encoded(&self.store, &self.name, encoded, ttl).await
+        }
     }
 
     /// Deletes an entry; `true` if it existed.
-    pub async fn delete(&self, key: &str) -> Result<bool> {
-        self.store.delete(&self.name, key).await
+    pub fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send {
+        async move { self.store.delete(&self.name, key).await }
     }
 
     /// Deletes many entries; returns how many existed.
-    pub async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
-        self.store.delete_many(&self.name, keys).await
+    pub fn delete_many(&self, keys: &[&str]) -> impl Future<Output = Result<u64>> + Send {
+        async move { self.store.delete_many(&self.name, keys).await }
     }
 
     /// The remaining lifetime; `None` if missing.
-    pub async fn ttl(&self, key: &str) -> Result<Option<Ttl>> {
-        self.store.ttl(&self.name, key).await
+    pub fn ttl(&self, key: &str) -> impl Future<Output = Result<Option<Ttl>>> + Send {
+        async move { self.store.ttl(&self.name, key).await }
     }
 
     /// True if a live entry exists.
-    pub async fn contains(&self, key: &str) -> Result<bool> {
-        self.store.exists(&self.name, key).await
+    pub fn contains(&self, key: &str) -> impl Future<Output = Result<bool>> + Send {
+        async move { self.store.exists(&self.name, key).await }
     }
 
     /// Returns the stored value, or computes, stores (with an optional TTL) and returns it.
-    pub async fn get_or_insert_with<F, Fut>(
+    pub fn get_or_insert_with<F, Fut>(
         &self,
         key: &str,
         ttl: Option<Duration>,
         make: F,
-    ) -> Result<T>
+    ) -> impl Future<Output = Result<T>> + Send
     where
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = Result<T>> + Send,
     {
-        typed::get_or_insert_with(&self.store, self.codec, &self.name, key, ttl, make).await
+        async move {
+            typed::get_or_insert_with(&self.store, self.codec, &self.name, key, ttl, make).await
+        }
     }
 
     /// Removes an entry and returns its value.
-    pub async fn pop(&self, key: &str) -> Result<Option<T>> {
-        typed::pop(&self.store, self.codec, &self.name, key).await
+    pub fn pop(&self, key: &str) -> impl Future<Output = Result<Option<T>>> + Send {
+        async move { typed::pop(&self.store, self.codec, &self.name, key).await }
     }
 
     /// The number of live entries (O(n)).
-    pub async fn len(&self) -> Result<u64> {
-        self.store.len(&self.name).await
+    pub fn len(&self) -> impl Future<Output = Result<u64>> + Send {
+        async move { self.store.len(&self.name).await }
     }
 
     /// True if there is no live entry.
-    pub async fn is_empty(&self) -> Result<bool> {
-        self.store.is_empty(&self.name).await
+    pub fn is_empty(&self) -> impl Future<Output = Result<bool>> + Send {
+        async move { self.store.is_empty(&self.name).await }
     }
 
     /// Removes every entry; returns how many.
-    pub async fn clear(&self) -> Result<u64> {
-        self.store.clear(&self.name).await
+    pub fn clear(&self) -> impl Future<Output = Result<u64>> + Send {
+        async move { self.store.clear(&self.name).await }
     }
 
     /// A stream over the keys.

@@ -187,93 +187,72 @@ impl KvStore for dyn DynKvStore {
     fn info(&self) -> &StoreInfo {
         self.info_dyn()
     }
-    fn get_opts(
+    async fn get_opts(
         &self,
         collection: &str,
         key: &str,
         opts: GetOptions,
-    ) -> impl Future<Output = Result<Option<Entry>>> + Send {
-        // An async block: the boxed future borrows several inputs, and only an async
-        // block can name their combined lifetime in the opaque return type.
-        async move { self.get_dyn(collection, key, opts).await }
+    ) -> Result<Option<Entry>> {
+        // `async fn`, not the boxed future itself: it borrows several inputs, and only an
+        // async fn can name their combined lifetime in the opaque return type.
+        self.get_dyn(collection, key, opts).await
     }
-    fn get_many_opts(
+    async fn get_many_opts(
         &self,
         collection: &str,
         keys: &[&str],
         opts: GetOptions,
-    ) -> impl Future<Output = Result<Vec<Option<Entry>>>> + Send {
-        async move { self.get_many_dyn(collection, keys, opts).await }
+    ) -> Result<Vec<Option<Entry>>> {
+        self.get_many_dyn(collection, keys, opts).await
     }
-    fn put_opts(
+    async fn put_opts(
         &self,
         collection: &str,
         key: &str,
         value: Bytes,
         opts: PutOptions,
-    ) -> impl Future<Output = Result<()>> + Send {
-        async move { self.put_dyn(collection, key, value, opts).await }
+    ) -> Result<()> {
+        self.put_dyn(collection, key, value, opts).await
     }
-    fn put_many_opts(
+    async fn put_many_opts(
         &self,
         collection: &str,
         entries: &[(&str, Bytes)],
         opts: PutManyOptions,
-    ) -> impl Future<Output = Result<()>> + Send {
-        async move { self.put_many_dyn(collection, entries, opts).await }
+    ) -> Result<()> {
+        self.put_many_dyn(collection, entries, opts).await
     }
-    fn delete_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        opts: DeleteOptions,
-    ) -> impl Future<Output = Result<bool>> + Send {
-        async move { self.delete_dyn(collection, key, opts).await }
+    async fn delete_opts(&self, collection: &str, key: &str, opts: DeleteOptions) -> Result<bool> {
+        self.delete_dyn(collection, key, opts).await
     }
-    fn delete_many_opts(
+    async fn delete_many_opts(
         &self,
         collection: &str,
         keys: &[&str],
         opts: DeleteOptions,
-    ) -> impl Future<Output = Result<u64>> + Send {
-        async move { self.delete_many_dyn(collection, keys, opts).await }
+    ) -> Result<u64> {
+        self.delete_many_dyn(collection, keys, opts).await
     }
-    fn ttl_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        opts: GetOptions,
-    ) -> impl Future<Output = Result<Option<Ttl>>> + Send {
-        async move { self.ttl_dyn(collection, key, opts).await }
+    async fn ttl_opts(&self, collection: &str, key: &str, opts: GetOptions) -> Result<Option<Ttl>> {
+        self.ttl_dyn(collection, key, opts).await
     }
-    fn scan_opts(
-        &self,
-        collection: &str,
-        opts: ScanOptions,
-    ) -> impl Future<Output = Result<ScanPage>> + Send {
-        async move { self.scan_dyn(collection, opts).await }
+    async fn scan_opts(&self, collection: &str, opts: ScanOptions) -> Result<ScanPage> {
+        self.scan_dyn(collection, opts).await
     }
-    fn collections_opts(
-        &self,
-        opts: CollectionsOptions,
-    ) -> impl Future<Output = Result<Vec<String>>> + Send {
-        async move { self.collections_dyn(opts).await }
+    async fn collections_opts(&self, opts: CollectionsOptions) -> Result<Vec<String>> {
+        self.collections_dyn(opts).await
     }
-    fn clear_opts(
-        &self,
-        collection: &str,
-        opts: ClearOptions,
-    ) -> impl Future<Output = Result<u64>> + Send {
-        async move { self.clear_dyn(collection, opts).await }
+    async fn clear_opts(&self, collection: &str, opts: ClearOptions) -> Result<u64> {
+        self.clear_dyn(collection, opts).await
     }
-    fn destroy_opts(&self, opts: DestroyOptions) -> impl Future<Output = Result<()>> + Send {
-        async move { self.destroy_dyn(opts).await }
+    async fn destroy_opts(&self, opts: DestroyOptions) -> Result<()> {
+        self.destroy_dyn(opts).await
     }
-    fn cull_opts(&self, opts: CullOptions) -> impl Future<Output = Result<u64>> + Send {
-        async move { self.cull_dyn(opts).await }
+    async fn cull_opts(&self, opts: CullOptions) -> Result<u64> {
+        self.cull_dyn(opts).await
     }
-    fn close(&self) -> impl Future<Output = Result<()>> + Send {
-        async move { self.close_dyn().await }
+    async fn close(&self) -> Result<()> {
+        self.close_dyn().await
     }
 }
 

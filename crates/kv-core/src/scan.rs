@@ -19,7 +19,7 @@ pub fn cursor_after(key: &str) -> Cursor {
 }
 
 /// The key a cursor resumes after, checked against the scan's prefix.
-pub fn key_after<'a>(opts: &'a ScanOptions) -> Result<Option<&'a str>> {
+pub fn key_after(opts: &ScanOptions) -> Result<Option<&str>> {
     let Some(cursor) = &opts.cursor else {
         return Ok(None);
     };

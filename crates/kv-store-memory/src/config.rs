@@ -65,7 +65,10 @@ impl MemoryConfig {
         }
         if let Some(name) = url.param("default_collection") {
             if name.is_empty() {
-                return Err(Error::new(ErrorKind::Config, "default_collection must not be empty"));
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "default_collection must not be empty",
+                ));
             }
             cfg.default_collection = name.to_owned();
         }
@@ -119,7 +122,8 @@ impl MemoryStoreBuilder {
         key: impl Into<String>,
         value: impl Into<Bytes>,
     ) -> Self {
-        self.seed.push((collection.into(), key.into(), value.into()));
+        self.seed
+            .push((collection.into(), key.into(), value.into()));
         self
     }
 

@@ -1,0 +1,176 @@
+//! Runs the cases as libtest trials: one trial per case, skips reported with their reason.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kv_core::{BoxFuture, DynStore, KvStore, KvStoreExt, Result};
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+use crate::need::Hooks;
+use crate::{Case, Fixture};
+
+/// Opens a fresh, isolated store.
+pub type OpenFn = dyn Fn() -> BoxFuture<'static, Result<DynStore>> + Send + Sync;
+/// Writes undecodable bytes under `(collection, key)` of the given store.
+pub type CorruptFn =
+    dyn Fn(DynStore, String, String) -> BoxFuture<'static, Result<()>> + Send + Sync;
+/// Closes a store and opens the same data again.
+pub type ReopenFn = dyn Fn(DynStore) -> BoxFuture<'static, Result<DynStore>> + Send + Sync;
+
+pub(crate) struct Harness {
+    pub(crate) open: Box<OpenFn>,
+    pub(crate) corrupt: Option<Box<CorruptFn>>,
+    pub(crate) reopen: Option<Box<ReopenFn>>,
+}
+
+/// The conformance suite for one store.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use kv_conformance::Suite;
+/// # struct MyStore;
+/// # fn my_store() -> kv_core::DynStore { unimplemented!() }
+///
+/// fn main() {
+///     Suite::new("my-store", || async { Ok(my_store()) }).run();
+/// }
+/// ```
+pub struct Suite {
+    name: String,
+    harness: Harness,
+    timeout: Duration,
+}
+
+impl Suite {
+    /// A suite whose `open` returns a new store with data isolated from every other store it
+    /// returned (its own file, namespace or key prefix).
+    pub fn new<F, Fut>(name: impl Into<String>, open: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<DynStore>> + Send + 'static,
+    {
+        let timeout = std::env::var("KV_CONFORMANCE_TIMEOUT_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or(Duration::from_secs(120), Duration::from_secs);
+        Suite {
+            name: name.into(),
+            harness: Harness {
+                open: Box::new(move || Box::pin(open())),
+                corrupt: None,
+                reopen: None,
+            },
+            timeout,
+        }
+    }
+
+    /// Adds a hook that writes bytes the store cannot decode under `(collection, key)`.
+    pub fn corrupt<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(DynStore, String, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        self.harness.corrupt = Some(Box::new(move |s, c, k| Box::pin(f(s, c, k))));
+        self
+    }
+
+    /// Adds a hook that closes a store and opens the same data again.
+    pub fn reopen<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(DynStore) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<DynStore>> + Send + 'static,
+    {
+        self.harness.reopen = Some(Box::new(move |s| Box::pin(f(s))));
+        self
+    }
+
+    /// Runs the suite with the process's test arguments and exits with the test status.
+    pub fn run(self) -> ! {
+        let args = Arguments::from_args();
+        let name = self.name.clone();
+        let skipped = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+        let trials = self.trials(skipped.clone());
+        let conclusion = libtest_mimic::run(&args, trials);
+        let skipped = skipped.lock().unwrap_or_else(|e| e.into_inner());
+        if !args.list {
+            println!(
+                "conformance[{name}]: {} passed, {} failed, {} skipped",
+                conclusion.num_passed, conclusion.num_failed, conclusion.num_ignored
+            );
+            let mut skipped = skipped.clone();
+            skipped.sort();
+            for (case, why) in skipped.iter() {
+                println!("  skipped {case}: {why}");
+            }
+        }
+        conclusion.exit()
+    }
+
+    fn trials(self, skipped: Arc<Mutex<Vec<(String, String)>>>) -> Vec<Trial> {
+        let harness = Arc::new(self.harness);
+        let hooks = Hooks {
+            corrupt: harness.corrupt.is_some(),
+            reopen: harness.reopen.is_some(),
+        };
+        let timeout = self.timeout;
+        let store_name = self.name;
+        crate::cases()
+            .into_iter()
+            .map(|case| {
+                let harness = harness.clone();
+                let skipped = skipped.clone();
+                let kind = store_name.clone();
+                let store_name = store_name.clone();
+                Trial::ignorable_test(case.name, move || {
+                    run_case(case, harness, hooks, timeout, &store_name, &skipped)
+                })
+                .with_kind(kind)
+            })
+            .collect()
+    }
+}
+
+fn run_case(
+    case: Case,
+    harness: Arc<Harness>,
+    hooks: Hooks,
+    timeout: Duration,
+    store_name: &str,
+    skipped: &Mutex<Vec<(String, String)>>,
+) -> std::result::Result<Completion, Failed> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failed::from(format!("cannot start a tokio runtime: {e}")))?;
+    rt.block_on(async move {
+        let store = (harness.open)()
+            .await
+            .map_err(|e| Failed::from(format!("cannot open the {store_name} store: {e}")))?;
+        let cap = store.info().capability;
+        if let Some(why) = case.needs.iter().find_map(|n| n.unmet(&cap, hooks)) {
+            skipped
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((case.name.to_owned(), why.to_owned()));
+            let _ = store.close().await;
+            return Ok(Completion::ignored_with(why));
+        }
+        let latest = Arc::new(Mutex::new(store.clone()));
+        let fixture = Fixture::new(store, harness.clone(), latest.clone());
+        let outcome = tokio::time::timeout(timeout, (case.run)(fixture)).await;
+        let store = latest.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // Clean up whatever store the case ended with (it may have reopened it); the case's
+        // own verdict matters, not cleanup errors (destroy and close have their own cases).
+        if cap.destroy {
+            let _ = store.destroy().await;
+        }
+        let _ = store.close().await;
+        match outcome {
+            Err(_) => Err(Failed::from(format!("timed out after {timeout:?}"))),
+            Ok(Err(e)) => Err(Failed::from(e.to_string())),
+            Ok(Ok(())) => Ok(Completion::Completed),
+        }
+    })
+}
