@@ -183,6 +183,25 @@ impl<T: KvStore> DynKvStore for T {
     }
 }
 
+/// Shows the store kind and its (redacted) location, so a [`DynStore`] can be printed and used
+/// with `unwrap`/`expect_err`.
+///
+/// ```
+/// # use kv_core::DynStore;
+/// # fn show(store: DynStore) -> String {
+/// format!("{store:?}") // Store { kind: "memory", location: "memory://" }
+/// # }
+/// ```
+impl std::fmt::Debug for dyn DynKvStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let info = self.info_dyn();
+        f.debug_struct("Store")
+            .field("kind", &info.kind)
+            .field("location", &info.location)
+            .finish()
+    }
+}
+
 impl KvStore for dyn DynKvStore {
     fn info(&self) -> &StoreInfo {
         self.info_dyn()
