@@ -1,0 +1,350 @@
+//! `kv bench`: ops/s and latency percentiles of the selected store, per operation.
+//!
+//! This is a quick look at one store from the command line; the project's comparative
+//! benchmarks live in `benches/`. Each operation kind runs as a phase: `--concurrency` tasks
+//! share the store handle and split the phase's operations; every operation's latency is
+//! measured with `Instant` around the one store call (key lists are built outside the timed
+//! section), and ops/s is the phase's operation count over its wall time.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use indicatif::ProgressBar;
+use kv::{
+    Bytes, Cursor, DeleteOptions, GetOptions, KvStore, KvStoreExt, PutManyOptions, PutOptions,
+    ScanOptions, Store,
+};
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use super::{Out, write_line};
+use crate::cli::BenchArgs;
+use crate::error::{CliError, CliResult};
+use crate::progress;
+
+/// Keys per `get_many`/`put_many` operation and per scan page.
+const BATCH: usize = 100;
+
+/// The operation kinds, in the order they run (each needs the keys the previous wrote).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Put,
+    Get,
+    GetMany,
+    PutMany,
+    Scan,
+    Delete,
+}
+
+impl Op {
+    const ALL: [Op; 6] = [
+        Op::Put,
+        Op::Get,
+        Op::GetMany,
+        Op::PutMany,
+        Op::Scan,
+        Op::Delete,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Op::Put => "put",
+            Op::Get => "get",
+            Op::GetMany => "get_many",
+            Op::PutMany => "put_many",
+            Op::Scan => "scan",
+            Op::Delete => "delete",
+        }
+    }
+
+    /// Keys one operation touches.
+    fn keys_per_op(self) -> usize {
+        match self {
+            Op::Put | Op::Get | Op::Delete => 1,
+            Op::GetMany | Op::PutMany | Op::Scan => BATCH,
+        }
+    }
+}
+
+/// What every task shares.
+struct Ctx {
+    store: Store,
+    collection: String,
+    keys: Vec<String>,
+    value: Bytes,
+    concurrency: u64,
+}
+
+/// One line of results.
+#[derive(Serialize)]
+struct Row {
+    op: &'static str,
+    ops_per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+    ops: u64,
+    keys_per_op: usize,
+    concurrency: u64,
+    value_size: u64,
+}
+
+/// `kv bench`.
+pub async fn run(store: &Store, args: BenchArgs, out: &mut Out) -> CliResult {
+    let collection = format!("kv-bench-{}-{:08x}", std::process::id(), random_u32());
+    if !args.json {
+        let info = store.info();
+        write_line(
+            out,
+            &format!(
+                "kv bench: {} ({}), {} ops per kind, concurrency {}, {}-byte values",
+                info.kind, info.location, args.ops, args.concurrency, args.value_size
+            ),
+        )?;
+        write_line(
+            out,
+            &format!(
+                "{:<10}{:>10}{:>14}{:>12}{:>12}",
+                "op", "ops", "ops/s", "p50 µs", "p99 µs"
+            ),
+        )?;
+    }
+    // Ctrl-C stops the phases (dropping the JoinSet aborts the tasks) and still clears the
+    // collection below. `biased`: the Ctrl-C handler is installed before the benchmark starts.
+    let outcome = tokio::select! {
+        biased;
+        Ok(()) = tokio::signal::ctrl_c() => Err(CliError::interrupted()),
+        r = run_phases(store, &collection, &args, out) => r,
+    };
+    let cleared = store.clear(&collection).await.map_err(|e| {
+        CliError::kv(e).context(format_args!(
+            "cannot remove the benchmark collection {collection:?}"
+        ))
+    });
+    outcome?;
+    cleared?;
+    Ok(())
+}
+
+async fn run_phases(store: &Store, collection: &str, args: &BenchArgs, out: &mut Out) -> CliResult {
+    let ctx = Arc::new(Ctx {
+        store: store.clone(),
+        collection: collection.to_owned(),
+        keys: (0..args.ops).map(|i| format!("key-{i:09}")).collect(),
+        value: make_value(args.value_size),
+        concurrency: args.concurrency,
+    });
+    let ctx = &ctx;
+    let cap = store.info().capability;
+    for op in Op::ALL {
+        if op == Op::Scan && !cap.scan {
+            continue;
+        }
+        let row = phase(ctx, op, args).await?;
+        if args.json {
+            let line = serde_json::to_string(&row)
+                .map_err(|e| CliError::new(format!("cannot format results: {e}")))?;
+            write_line(out, &line)?;
+        } else {
+            write_line(
+                out,
+                &format!(
+                    "{:<10}{:>10}{:>14.1}{:>12.1}{:>12.1}",
+                    row.op, row.ops, row.ops_per_sec, row.p50_us, row.p99_us
+                ),
+            )?;
+        }
+        // Show each row as soon as its phase ends.
+        std::io::Write::flush(out).map_err(crate::error::stdout_error)?;
+    }
+    Ok(())
+}
+
+/// Runs one operation kind with `concurrency` tasks and measures it.
+async fn phase(ctx: &Arc<Ctx>, op: Op, args: &BenchArgs) -> CliResult<Row> {
+    let keys = ctx.keys.len();
+    let total = keys.div_ceil(op.keys_per_op()) as u64;
+    let pb = progress::bar(total, op.name());
+    let mut tasks = JoinSet::new();
+    let started = Instant::now();
+    for task in 0..ctx.concurrency.min(total) {
+        let ctx = Arc::clone(ctx);
+        let pb = pb.clone();
+        tasks.spawn(async move { run_task(&ctx, op, task, total, &pb).await });
+    }
+    let mut latencies = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    while let Some(joined) = tasks.join_next().await {
+        let mine = joined
+            .map_err(|e| CliError::new(format!("benchmark task failed: {e}")))?
+            .map_err(|e| CliError::kv(e).context(format_args!("bench {}", op.name())))?;
+        latencies.extend(mine);
+    }
+    let wall = started.elapsed();
+    pb.finish_and_clear();
+    latencies.sort_unstable();
+    Ok(Row {
+        op: op.name(),
+        ops_per_sec: round1(total as f64 / wall.as_secs_f64().max(1e-9)),
+        p50_us: round1(micros(percentile(&latencies, 0.50))),
+        p99_us: round1(micros(percentile(&latencies, 0.99))),
+        ops: total,
+        keys_per_op: op.keys_per_op(),
+        concurrency: args.concurrency,
+        value_size: args.value_size,
+    })
+}
+
+/// One task's share of a phase: operations `task`, `task + C`, `task + 2C`, ...
+async fn run_task(
+    ctx: &Ctx,
+    op: Op,
+    task: u64,
+    total: u64,
+    pb: &ProgressBar,
+) -> kv::Result<Vec<Duration>> {
+    let mut latencies = Vec::new();
+    let mut cursor: Option<Cursor> = None;
+    let (store, c) = (&ctx.store, ctx.collection.as_str());
+    let mut i = task;
+    while i < total {
+        let at = usize::try_from(i).unwrap_or(usize::MAX);
+        let elapsed = match op {
+            Op::Put => {
+                let key = &ctx.keys[at];
+                let t = Instant::now();
+                store
+                    .put_opts(c, key, ctx.value.clone(), PutOptions::default())
+                    .await?;
+                t.elapsed()
+            }
+            Op::Get => {
+                let t = Instant::now();
+                store
+                    .get_opts(c, &ctx.keys[at], GetOptions::default())
+                    .await?;
+                t.elapsed()
+            }
+            Op::Delete => {
+                let t = Instant::now();
+                store
+                    .delete_opts(c, &ctx.keys[at], DeleteOptions::default())
+                    .await?;
+                t.elapsed()
+            }
+            Op::GetMany => {
+                let batch = batch_keys(&ctx.keys, at);
+                let t = Instant::now();
+                store
+                    .get_many_opts(c, &batch, GetOptions::default())
+                    .await?;
+                t.elapsed()
+            }
+            Op::PutMany => {
+                let batch: Vec<(&str, Bytes)> = batch_keys(&ctx.keys, at)
+                    .into_iter()
+                    .map(|k| (k, ctx.value.clone()))
+                    .collect();
+                let t = Instant::now();
+                store
+                    .put_many_opts(c, &batch, PutManyOptions::default())
+                    .await?;
+                t.elapsed()
+            }
+            Op::Scan => {
+                // Every task pages through the collection from the start, again and again.
+                let opts = ScanOptions::default()
+                    .with_page_size(BATCH)
+                    .with_cursor(cursor.take());
+                let t = Instant::now();
+                let page = store.scan_opts(c, opts).await?;
+                let elapsed = t.elapsed();
+                cursor = page.cursor;
+                elapsed
+            }
+        };
+        latencies.push(elapsed);
+        pb.inc(1);
+        i += ctx.concurrency;
+    }
+    Ok(latencies)
+}
+
+/// The keys of batch number `n`.
+fn batch_keys(keys: &[String], n: usize) -> Vec<&str> {
+    let start = n.saturating_mul(BATCH).min(keys.len());
+    let end = start.saturating_add(BATCH).min(keys.len());
+    keys[start..end].iter().map(String::as_str).collect()
+}
+
+/// A value of `size` bytes that is valid JSON where possible (a string of `x`), so a
+/// benchmark collection left behind by a killed run still exports as plain JSON.
+fn make_value(size: u64) -> Bytes {
+    let size = usize::try_from(size).unwrap_or(0);
+    let mut v = vec![b'x'; size];
+    match size {
+        0 => {}
+        1 => v[0] = b'0',
+        _ => {
+            v[0] = b'"';
+            v[size - 1] = b'"';
+        }
+    }
+    Bytes::from(v)
+}
+
+/// Nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// A random number for the collection name, so concurrent runs never share a collection
+/// (std's hasher keys are random per process; no extra dependency needed).
+fn random_u32() -> u32 {
+    RandomState::new().hash_one(SystemTime::now()) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let s: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        assert_eq!(percentile(&s, 0.5), Duration::from_micros(50));
+        assert_eq!(percentile(&s, 0.99), Duration::from_micros(99));
+        assert_eq!(percentile(&s[..1], 0.99), Duration::from_micros(1));
+        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
+    }
+
+    #[test]
+    fn values_are_json_of_the_asked_size() {
+        for size in [2, 3, 100] {
+            let v = make_value(size);
+            assert_eq!(v.len() as u64, size);
+            assert!(crate::json::as_json_text(&v).is_some());
+        }
+        assert_eq!(make_value(1), Bytes::from_static(b"0"));
+        assert!(make_value(0).is_empty());
+    }
+
+    #[test]
+    fn batches_cover_every_key_once() {
+        let keys: Vec<String> = (0..250).map(|i| i.to_string()).collect();
+        let n = keys.len().div_ceil(BATCH);
+        let all: Vec<&str> = (0..n).flat_map(|b| batch_keys(&keys, b)).collect();
+        assert_eq!(all.len(), 250);
+    }
+}
