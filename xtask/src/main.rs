@@ -1,0 +1,122 @@
+//! `cargo xtask`: the project's automation, in Rust so it runs the same everywhere.
+//!
+//! ```text
+//! cargo xtask test     every test of the workspace (unit, conformance, CLI, doc tests)
+//! cargo xtask lint     cargo fmt --check and cargo clippy --all-targets -D warnings
+//! cargo xtask ci       what CI runs: lint, then test, strictly (CI=true)
+//! cargo xtask bench    the criterion benchmarks (BENCHMARKS.md records their results)
+//! ```
+//!
+//! Under `CI=true` a conformance case skipped because a *service* is missing fails the run
+//! (later issues add services); capability skips stay skips, named in each summary.
+
+use std::env;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("lint") => lint(),
+        Some("ci") => lint().and_then(|()| test(&args[1..])),
+        Some("bench") => bench(&args[1..]),
+        Some("-h" | "--help" | "help") | None => {
+            print_help();
+            Ok(())
+        }
+        Some(other) => Err(format!(
+            "unknown xtask command `{other}` (try `cargo xtask help`)"
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_help() {
+    println!(
+        "cargo xtask <command>\n\n\
+         commands:\n  \
+         test [ARGS]   run every test of the workspace (ARGS go to the test binaries)\n  \
+         lint          cargo fmt --check + cargo clippy --all-targets -- -D warnings\n  \
+         ci            lint, then test (what .ci/run calls; strict under CI=true)\n  \
+         bench [ARGS]  run the criterion benchmarks (ARGS go to criterion)\n"
+    );
+}
+
+fn cargo() -> Command {
+    Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+}
+
+fn run(what: &str, cmd: &mut Command) -> Result<(), String> {
+    eprintln!("xtask: {what}: {cmd:?}");
+    let started = Instant::now();
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{what}: cannot start {cmd:?}: {e}"))?;
+    eprintln!("xtask: {what}: {:?} in {:.1?}", status, started.elapsed());
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "kv-benches",
+        "--exclude",
+        "xtask",
+    ]);
+    if !extra.is_empty() {
+        cmd.arg("--").args(extra);
+    }
+    run("test", &mut cmd)?;
+    // The benchmarks must keep compiling even when nobody runs them.
+    run(
+        "bench build",
+        cargo().args(["build", "--package", "kv-benches", "--benches"]),
+    )
+}
+
+fn lint() -> Result<(), String> {
+    run("fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(
+        "clippy",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    run(
+        "doc",
+        cargo()
+            .args(["doc", "--workspace", "--no-deps", "--exclude", "xtask"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )
+}
+
+fn bench(extra: &[String]) -> Result<(), String> {
+    let mut cmd = cargo();
+    cmd.args(["bench", "--package", "kv-benches"]);
+    if !extra.is_empty() {
+        cmd.arg("--").args(extra);
+    }
+    run("bench", &mut cmd)?;
+    bench_report::update("target/criterion", "BENCHMARKS.md")
+}
+
+mod bench_report;
