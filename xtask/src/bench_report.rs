@@ -57,7 +57,7 @@ fn render(dir: &Path) -> Result<String, String> {
         ));
         for (name, t) in rows {
             let (ratio, over) = match base {
-                Some(b) if b > 0.0 => (format!("{:.2}×", t / b), format!("{:+.0} ns", t - b)),
+                Some(b) if b > 0.0 => (format!("{:.2}×", t / b), signed(t - b)),
                 _ => ("–".into(), "–".into()),
             };
             out.push_str(&format!("| {name} | {} | {ratio} | {over} |\n", human(t)));
@@ -75,6 +75,12 @@ fn median_ns(json: &str) -> Option<f64> {
     let after = after.trim_start().strip_prefix(':')?.trim_start();
     let end = after.find([',', '}'])?;
     after[..end].trim().parse().ok()
+}
+
+/// A difference with its sign: `+83.0 ns`, `-16.02 µs`.
+fn signed(ns: f64) -> String {
+    let sign = if ns < 0.0 { '-' } else { '+' };
+    format!("{sign}{}", human(ns.abs()))
 }
 
 fn human(ns: f64) -> String {
@@ -103,5 +109,7 @@ mod tests {
         assert_eq!(human(12.34), "12.3 ns");
         assert_eq!(human(1_500.0), "1.50 µs");
         assert_eq!(human(2_500_000.0), "2.50 ms");
+        assert_eq!(signed(-16_021.0), "-16.02 µs");
+        assert_eq!(signed(83.0), "+83.0 ns");
     }
 }

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Some("lint") => lint(),
         Some("ci") => lint().and_then(|()| test(&args[1..])),
         Some("bench") => bench(&args[1..]),
+        Some("bench-report") => bench_report::update("target/criterion", "BENCHMARKS.md"),
         Some("-h" | "--help" | "help") | None => {
             print_help();
             Ok(())
@@ -45,7 +46,9 @@ fn print_help() {
          test [ARGS]   run every test of the workspace (ARGS go to the test binaries)\n  \
          lint          cargo fmt --check + cargo clippy --all-targets -- -D warnings\n  \
          ci            lint, then test (what .ci/run calls; strict under CI=true)\n  \
-         bench [ARGS]  run the criterion benchmarks (ARGS go to criterion)\n"
+         bench [ARGS]  run the criterion benchmarks (ARGS go to criterion), then\n                \
+         rewrite the tables of BENCHMARKS.md\n  \
+         bench-report  only rewrite BENCHMARKS.md from the last results in target/criterion\n"
     );
 }
 
