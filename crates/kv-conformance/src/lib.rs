@@ -7,7 +7,7 @@ mod need;
 mod runner;
 
 pub use fixture::Fixture;
-pub use need::Need;
+pub use need::{Need, TESTABLE_VALUE_LIMIT};
 pub use runner::{CorruptFn, OpenFn, ReopenFn, Suite};
 
 /// The result of one case: `?` works on kv errors, assertions panic.

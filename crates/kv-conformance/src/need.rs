@@ -30,6 +30,9 @@ pub enum Need {
     NoEviction,
     /// The store evicts entries beyond a bound (a cache).
     Eviction,
+    /// The store declares a value size limit small enough to test (at most
+    /// [`TESTABLE_VALUE_LIMIT`] bytes).
+    ValueLimit,
     /// The harness can write corrupt bytes under a key.
     CorruptHook,
     /// The harness can close and reopen the same data, and the store is durable.
@@ -55,6 +58,10 @@ impl Need {
             Need::CreatedAt => (cap.created_at, "store does not keep created_at"),
             Need::NoEviction => (!cap.evicts, "store evicts entries (bounded cache)"),
             Need::Eviction => (cap.evicts, "store is not bounded (never evicts)"),
+            Need::ValueLimit => (
+                cap.max_value_len.is_some_and(|m| m <= TESTABLE_VALUE_LIMIT),
+                "store declares no value size limit, or one above 64 MiB (too large to test)",
+            ),
             Need::CorruptHook => (
                 hooks.corrupt,
                 "harness has no hook to corrupt stored bytes (e.g. values live as Rust objects)",
@@ -67,6 +74,9 @@ impl Need {
         (!ok).then_some(why)
     }
 }
+
+/// The largest `max_value_len` the suite tests by writing a value one byte over it.
+pub const TESTABLE_VALUE_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Which optional harness hooks exist.
 #[derive(Clone, Copy, Debug, Default)]

@@ -87,10 +87,16 @@ impl Suite {
 
     /// Runs the suite with the process's test arguments and exits with the test status.
     pub fn run(self) -> ! {
-        let args = Arguments::from_args();
+        let mut args = Arguments::from_args();
+        // Cases are skipped at run time (the store's capabilities are only known once it is
+        // open), so libtest's own `--ignored` would select nothing. Here it means: run the
+        // skipped cases too, to show whether a capability is under-declared.
+        let force = args.ignored || args.include_ignored;
+        args.ignored = false;
+        args.include_ignored = false;
         let name = self.name.clone();
         let skipped = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
-        let trials = self.trials(skipped.clone());
+        let trials = self.trials(skipped.clone(), force);
         let conclusion = libtest_mimic::run(&args, trials);
         let skipped = skipped.lock().unwrap_or_else(|e| e.into_inner());
         if !args.list {
@@ -107,7 +113,7 @@ impl Suite {
         conclusion.exit()
     }
 
-    fn trials(self, skipped: Arc<Mutex<Vec<(String, String)>>>) -> Vec<Trial> {
+    fn trials(self, skipped: Arc<Mutex<Vec<(String, String)>>>, force: bool) -> Vec<Trial> {
         let harness = Arc::new(self.harness);
         let hooks = Hooks {
             corrupt: harness.corrupt.is_some(),
@@ -123,7 +129,7 @@ impl Suite {
                 let kind = store_name.clone();
                 let store_name = store_name.clone();
                 Trial::ignorable_test(case.name, move || {
-                    run_case(case, harness, hooks, timeout, &store_name, &skipped)
+                    run_case(case, harness, hooks, timeout, &store_name, &skipped, force)
                 })
                 .with_kind(kind)
             })
@@ -138,6 +144,7 @@ fn run_case(
     timeout: Duration,
     store_name: &str,
     skipped: &Mutex<Vec<(String, String)>>,
+    force: bool,
 ) -> std::result::Result<Completion, Failed> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -149,7 +156,8 @@ fn run_case(
             .await
             .map_err(|e| Failed::from(format!("cannot open the {store_name} store: {e}")))?;
         let cap = store.info().capability;
-        if let Some(why) = case.needs.iter().find_map(|n| n.unmet(&cap, hooks)) {
+        let unmet = case.needs.iter().find_map(|n| n.unmet(&cap, hooks));
+        if let Some(why) = unmet.filter(|_| !force) {
             skipped
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

@@ -11,7 +11,7 @@ pub(super) fn cases() -> Vec<crate::Case> {
         case!("values", one_kib_value, Data),
         case!("values", ten_mib_value, Data),
         case!("values", overwrite_large_with_small, Data),
-        case!("values", value_size_limit_is_enforced_cleanly),
+        case!("values", value_size_limit_is_enforced_cleanly, ValueLimit),
         case!("values", values_are_not_shared_between_keys, Data),
     ]
 }
@@ -83,9 +83,10 @@ async fn overwrite_large_with_small(fx: Fixture) -> CaseResult {
 }
 
 async fn value_size_limit_is_enforced_cleanly(fx: Fixture) -> CaseResult {
-    let Some(max) = fx.cap().max_value_len else {
-        return Ok(());
-    };
+    let max = fx
+        .cap()
+        .max_value_len
+        .expect("the ValueLimit need guarantees a limit");
     let r = fx.store().put_bytes("c", "k", pattern(max + 1)).await;
     match r {
         Err(e) => {
