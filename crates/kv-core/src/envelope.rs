@@ -15,7 +15,7 @@
 //!
 //! The fields that are present follow each other in this order without padding, so the
 //! smallest envelope is 3 bytes and the largest 27. Any other magic, version or flag bit, or a
-//! header cut short, is [`ErrorKind::Corrupt`](crate::ErrorKind::Corrupt): a reader never
+//! header cut short, is [`ErrorKind::Corrupt`]: a reader never
 //! guesses.
 //!
 //! ```

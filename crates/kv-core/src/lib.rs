@@ -5,7 +5,8 @@
 //!   methods, one per operation, each with an options struct), its object-safe twin
 //!   [`DynKvStore`] and the handle type [`DynStore`];
 //! - [`KvStoreExt`], the convenience API every store gets for free (typed values, dict-like
-//!   helpers, streams), and [`Collection`], a typed view of one collection;
+//!   helpers, streams), [`Collection`], a typed view of one collection, and [`SyncStore`],
+//!   the same API with blocking methods;
 //! - the data model ([`Entry`], [`Timestamp`], [`Version`], [`Ttl`]), [`Capability`] and
 //!   [`Error`];
 //! - codecs ([`Codec`]), the native [`envelope`] and the py-key-value [`format::pykv`] format;
@@ -43,6 +44,7 @@ pub mod envelope;
 pub mod fallback;
 pub mod format;
 pub mod scan;
+pub mod sync;
 pub mod ttl;
 pub mod url;
 
@@ -61,6 +63,7 @@ pub use options::{
     ScanPage,
 };
 pub use store::{DEFAULT_COLLECTION, KvStore, StoreInfo};
+pub use sync::SyncStore;
 pub use time::Timestamp;
 
 /// Everything a user of kv needs in scope: `use kv_core::prelude::*;`.

@@ -223,6 +223,19 @@ impl DiskStore {
         })
     }
 
+    /// The same store with blocking methods, for code without an async runtime.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = kv_store_disk::DiskStore::open_path(dir.path().join("kv.redb"))?.sync();
+    /// store.put("users", "alice", &30)?;
+    /// assert_eq!(store.get::<u32>("users", "alice")?, Some(30));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sync(&self) -> kv_core::SyncStore<Self> {
+        kv_core::SyncStore::new(self.clone())
+    }
+
     /// The redb file.
     ///
     /// ```

@@ -176,6 +176,18 @@ impl MemoryStore {
         Self::builder().build()
     }
 
+    /// The same store with blocking methods, for code without an async runtime.
+    ///
+    /// ```
+    /// let store = kv_store_memory::MemoryStore::new().sync();
+    /// store.put("users", "alice", &30)?;
+    /// assert_eq!(store.get::<u32>("users", "alice")?, Some(30));
+    /// # Ok::<(), kv_core::Error>(())
+    /// ```
+    pub fn sync(&self) -> kv_core::SyncStore<Self> {
+        kv_core::SyncStore::new(self.clone())
+    }
+
     /// A builder for bounded or seeded stores.
     pub fn builder() -> MemoryStoreBuilder {
         MemoryStoreBuilder::default()

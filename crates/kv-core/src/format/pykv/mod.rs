@@ -10,7 +10,7 @@
 //!
 //! py-key-value values are always JSON objects: [`encode_value`] turns a kv value (bytes
 //! holding a JSON object) into a document, and anything else is a clear
-//! [`ErrorKind::Serialization`](crate::ErrorKind::Serialization) error.
+//! [`ErrorKind::Serialization`] error.
 //!
 //! ```
 //! use kv_core::format::pykv::{Document, to_python_json};
