@@ -1,0 +1,1 @@
+//! The duckdb store for kv (being written).

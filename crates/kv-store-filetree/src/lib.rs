@@ -1,0 +1,1 @@
+//! The filetree store for kv (being written).

@@ -1,0 +1,1 @@
+//! The jsonfile store for kv (being written).

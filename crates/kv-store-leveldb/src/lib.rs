@@ -1,0 +1,1 @@
+//! The leveldb store for kv (being written).

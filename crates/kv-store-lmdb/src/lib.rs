@@ -1,0 +1,1 @@
+//! The lmdb store for kv (being written).

@@ -1,0 +1,1 @@
+//! The log store for kv (being written).

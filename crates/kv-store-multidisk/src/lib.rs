@@ -1,0 +1,1 @@
+//! The multidisk store for kv (being written).

@@ -1,0 +1,1 @@
+//! The rocksdb store for kv (being written).

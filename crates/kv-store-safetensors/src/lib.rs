@@ -1,0 +1,1 @@
+//! The safetensors store for kv (being written).

@@ -1,0 +1,1 @@
+//! The unqlite store for kv (being written).
