@@ -9,6 +9,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::ProgressBar;
@@ -75,6 +76,8 @@ struct Ctx {
     keys: Vec<String>,
     value: Bytes,
     concurrency: u64,
+    /// Set on Ctrl-C: every task ends after its current operation.
+    stop: AtomicBool,
 }
 
 /// One line of results.
@@ -110,12 +113,28 @@ pub async fn run(store: &Store, args: BenchArgs, out: &mut Out) -> CliResult {
             ),
         )?;
     }
-    // Ctrl-C stops the phases (dropping the JoinSet aborts the tasks) and still clears the
-    // collection below. `biased`: the Ctrl-C handler is installed before the benchmark starts.
+    let ctx = Arc::new(Ctx {
+        store: store.clone(),
+        collection: collection.clone(),
+        keys: (0..args.ops).map(|i| format!("key-{i:09}")).collect(),
+        value: make_value(args.value_size),
+        concurrency: args.concurrency,
+        stop: AtomicBool::new(false),
+    });
+    // Ctrl-C asks the tasks to stop after their current operation and waits for them, so no
+    // write lands after the collection is cleared below (an aborted task's write could still
+    // be running on the blocking pool). `biased`: the handler is installed before the
+    // benchmark starts.
+    let phases = run_phases(&ctx, &args, out);
+    tokio::pin!(phases);
     let outcome = tokio::select! {
         biased;
-        Ok(()) = tokio::signal::ctrl_c() => Err(CliError::interrupted()),
-        r = run_phases(store, &collection, &args, out) => r,
+        Ok(()) = tokio::signal::ctrl_c() => {
+            ctx.stop.store(true, Ordering::Relaxed);
+            let _ = (&mut phases).await;
+            Err(CliError::interrupted())
+        }
+        r = &mut phases => r,
     };
     let cleared = store.clear(&collection).await.map_err(|e| {
         CliError::kv(e).context(format_args!(
@@ -127,21 +146,16 @@ pub async fn run(store: &Store, args: BenchArgs, out: &mut Out) -> CliResult {
     Ok(())
 }
 
-async fn run_phases(store: &Store, collection: &str, args: &BenchArgs, out: &mut Out) -> CliResult {
-    let ctx = Arc::new(Ctx {
-        store: store.clone(),
-        collection: collection.to_owned(),
-        keys: (0..args.ops).map(|i| format!("key-{i:09}")).collect(),
-        value: make_value(args.value_size),
-        concurrency: args.concurrency,
-    });
-    let ctx = &ctx;
-    let cap = store.info().capability;
+async fn run_phases(ctx: &Arc<Ctx>, args: &BenchArgs, out: &mut Out) -> CliResult {
+    let cap = ctx.store.info().capability;
     for op in Op::ALL {
         if op == Op::Scan && !cap.scan {
             continue;
         }
         let row = phase(ctx, op, args).await?;
+        if ctx.stop.load(Ordering::Relaxed) {
+            return Err(CliError::interrupted());
+        }
         if args.json {
             let line = serde_json::to_string(&row)
                 .map_err(|e| CliError::new(format!("cannot format results: {e}")))?;
@@ -207,7 +221,7 @@ async fn run_task(
     let mut cursor: Option<Cursor> = None;
     let (store, c) = (&ctx.store, ctx.collection.as_str());
     let mut i = task;
-    while i < total {
+    while i < total && !ctx.stop.load(Ordering::Relaxed) {
         let at = usize::try_from(i).unwrap_or(usize::MAX);
         let elapsed = match op {
             Op::Put => {
