@@ -1,7 +1,9 @@
 //! The store: a linked hash map per collection behind read-write locks.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::future::{Future, ready};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
@@ -75,8 +77,12 @@ impl Slot {
 /// One collection. Expired entries stay until a sweep, `cull` or eviction removes them; to
 /// keep a store with TTLs from growing without bound, writes sweep the collection once for
 /// every `len` writes (amortised O(1)).
+///
+/// `index` holds the same keys in order, so a scan page costs O(log n + page) instead of a
+/// pass over the whole map; it costs one ordered insert per new key (overwrites are free).
 struct Coll {
-    map: LinkedHashMap<Box<str>, Slot>,
+    map: LinkedHashMap<Arc<str>, Slot>,
+    index: BTreeSet<Arc<str>>,
     writes_since_sweep: usize,
     may_hold_expiring: bool,
 }
@@ -87,6 +93,7 @@ impl Coll {
     fn new() -> Self {
         Coll {
             map: LinkedHashMap::new(),
+            index: BTreeSet::new(),
             writes_since_sweep: 0,
             may_hold_expiring: false,
         }
@@ -104,11 +111,18 @@ impl Coll {
     fn sweep(&mut self, now: &mut Option<Timestamp>) -> u64 {
         let before = self.map.len();
         let mut expiring = false;
-        self.map.retain(|_, s| {
+        let mut expired = Vec::new();
+        self.map.retain(|k, s| {
             let live = s.is_live(now);
             expiring |= live && s.expires_at.is_some();
+            if !live {
+                expired.push(Arc::clone(k));
+            }
             live
         });
+        for k in &expired {
+            self.index.remove(k);
+        }
         self.may_hold_expiring = expiring;
         self.writes_since_sweep = 0;
         (before - self.map.len()) as u64
@@ -124,7 +138,9 @@ impl Coll {
                 o.to_back();
             }
             RawEntryMut::Vacant(v) => {
-                v.insert(key.into(), slot);
+                let key: Arc<str> = key.into();
+                self.index.insert(Arc::clone(&key));
+                v.insert(key, slot);
             }
         }
         self.writes_since_sweep += 1;
@@ -135,13 +151,19 @@ impl Coll {
         }
         if let Some(max) = max {
             while self.map.len() > max {
-                self.map.pop_front();
+                if let Some((k, _)) = self.map.pop_front() {
+                    self.index.remove(&k);
+                }
             }
         }
     }
 
     fn remove_live(&mut self, key: &str, now: &mut Option<Timestamp>) -> bool {
-        self.map.remove(key).is_some_and(|s| s.is_live(now))
+        let removed = self.map.remove(key);
+        if removed.is_some() {
+            self.index.remove(key);
+        }
+        removed.is_some_and(|s| s.is_live(now))
     }
 }
 
@@ -454,12 +476,21 @@ impl MemoryStore {
             };
             let c = read(coll);
             let mut now = None;
-            let live = c
-                .map
-                .iter()
-                .filter(|(_, s)| s.is_live(&mut now))
-                .map(|(k, _)| &**k);
-            let (keys, more) = scan::select_page(live, &opts).map_err(ctx)?;
+            let after = scan::key_after(&opts).map_err(ctx)?;
+            let prefix = opts.prefix.as_str();
+            let start = match after {
+                Some(a) => Bound::Excluded(a),
+                None => Bound::Included(prefix),
+            };
+            let limit = opts.page_size.max(1);
+            let mut live = c
+                .index
+                .range::<str, _>((start, Bound::Unbounded))
+                .take_while(|k| k.starts_with(prefix))
+                .map(|k| &**k)
+                .filter(|k| c.map.get(*k).is_some_and(|s| s.is_live(&mut now)));
+            let keys: Vec<&str> = live.by_ref().take(limit).collect();
+            let more = live.next().is_some();
             let cursor = more
                 .then(|| keys.last().map(|k| scan::cursor_after(k)))
                 .flatten();
@@ -638,6 +669,7 @@ impl KvStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::TryStreamExt;
     use kv_core::KvStoreExt;
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -664,6 +696,42 @@ mod tests {
             // The bound is per collection.
             s.put("other", "x", &1).await.unwrap();
             assert_eq!(s.len("c").await.unwrap(), 3);
+        });
+    }
+
+    /// The ordered index must hold exactly the map's keys after every kind of removal.
+    fn assert_index_matches(s: &MemoryStore, collection: &str) {
+        let colls = read(&s.shared.collections);
+        let c = read(colls.get(collection).unwrap());
+        let mut map_keys: Vec<&str> = c.map.keys().map(|k| &**k).collect();
+        map_keys.sort_unstable();
+        let index_keys: Vec<&str> = c.index.iter().map(|k| &**k).collect();
+        assert_eq!(map_keys, index_keys);
+    }
+
+    #[test]
+    fn scan_index_follows_evictions_deletes_and_sweeps() {
+        block_on(async {
+            let s = MemoryStore::builder()
+                .max_entries_per_collection(50)
+                .build();
+            for i in 0..80 {
+                s.put("c", &format!("k{i:03}"), &i).await.unwrap();
+            }
+            assert_index_matches(&s, "c");
+            s.delete("c", "k079").await.unwrap();
+            assert_index_matches(&s, "c");
+            for i in 0..10 {
+                s.put_with_ttl("c", &format!("t{i}"), &i, Duration::from_millis(1))
+                    .await
+                    .unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            s.cull().await.unwrap();
+            assert_index_matches(&s, "c");
+            let keys: Vec<String> = s.keys("c").try_collect().await.unwrap();
+            assert_eq!(keys.len(), 40);
+            assert_eq!(keys.first().map(String::as_str), Some("k039"));
         });
     }
 
