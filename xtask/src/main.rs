@@ -5,6 +5,7 @@
 //! cargo xtask lint     cargo fmt --check and cargo clippy --all-targets -D warnings
 //! cargo xtask ci       what CI runs: lint, then test, strictly (CI=true)
 //! cargo xtask bench    the criterion benchmarks (BENCHMARKS.md records their results)
+//! cargo xtask crash    SIGKILL crash test of a durable store (RELIABILITY.md)
 //! ```
 //!
 //! Under `CI=true` a conformance case skipped because a *service* is missing fails the run
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
         Some("ci") => lint().and_then(|()| test(&args[1..])),
         Some("bench") => bench(&args[1..]),
         Some("bench-report") => bench_report::update("target/criterion", "BENCHMARKS.md"),
+        Some("crash") => crash::main(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print_help();
             Ok(())
@@ -48,7 +50,10 @@ fn print_help() {
          ci            lint, then test (what .ci/run calls; strict under CI=true)\n  \
          bench [ARGS]  run the criterion benchmarks (ARGS go to criterion), then\n                \
          rewrite the tables of BENCHMARKS.md\n  \
-         bench-report  only rewrite BENCHMARKS.md from the last results in target/criterion\n"
+         bench-report  only rewrite BENCHMARKS.md from the last results in target/criterion\n  \
+         crash STORE|all [--rounds N] [--seed S] [--keep]\n                \
+         kill a writer with SIGKILL at random moments, reopen, check every\n                \
+         acknowledged write (RELIABILITY.md); --self-test [STORE] checks the checker\n"
     );
 }
 
@@ -123,3 +128,4 @@ fn bench(extra: &[String]) -> Result<(), String> {
 }
 
 mod bench_report;
+mod crash;
