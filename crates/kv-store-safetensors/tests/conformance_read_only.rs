@@ -1,0 +1,22 @@
+//! The kv-conformance suite against the read-only store (over a file written by the store,
+//! so TTLs and created_at are declared).
+
+mod harness;
+
+use std::sync::Arc;
+
+use kv_conformance::Suite;
+use kv_core::{DynStore, Result};
+use kv_store_safetensors::SafetensorsStore;
+
+async fn open() -> Result<DynStore> {
+    let dir = harness::tempdir()?;
+    let path = dir.path().join("ro.safetensors");
+    std::fs::write(&path, SafetensorsStore::in_memory().to_bytes()?)?;
+    let store = SafetensorsStore::open_read_only(&path)?;
+    Ok(harness::TestStore::register(store, Arc::new(dir)))
+}
+
+fn main() {
+    Suite::new("safetensors-read-only", open).run()
+}
