@@ -64,9 +64,25 @@ pub(crate) struct State<E> {
 type Job<E> = Box<dyn FnOnce(&mut Option<State<E>>) + Send>;
 
 /// A handle to the worker thread of one open store.
+///
+/// Dropping it (with the last store handle) lets the worker finish the queued operations, close
+/// the engine, and waits for that: the files and locks are released when the drop returns.
 pub(crate) struct Core<E: Engine> {
     store: &'static str,
-    tx: mpsc::Sender<Job<E>>,
+    /// `None` only while dropping.
+    tx: Option<mpsc::Sender<Job<E>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl<E: Engine> Drop for Core<E> {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take()
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn closed() -> Error {
@@ -89,7 +105,7 @@ impl<E: Engine> Core<E> {
     ) -> Result<Self> {
         let (tx, rx) = mpsc::channel::<Job<E>>();
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<()>>(1);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("kv-{store}"))
             .spawn(move || {
                 let opened = catch_unwind(AssertUnwindSafe(|| {
@@ -139,7 +155,11 @@ impl<E: Engine> Core<E> {
                 )
             })?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Core { store, tx }),
+            Ok(Ok(())) => Ok(Core {
+                store,
+                tx: Some(tx),
+                thread: Some(thread),
+            }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(Error::new(
                 ErrorKind::Backend,
@@ -165,7 +185,7 @@ impl<E: Engine> Core<E> {
             };
             let _ = tx.send(r);
         });
-        let sent = self.tx.send(job).is_ok();
+        let sent = self.send(job);
         Reply {
             rx: sent.then_some(rx),
             store: self.store,
@@ -174,6 +194,10 @@ impl<E: Engine> Core<E> {
             key: key.map(str::to_owned),
             if_stopped: Ok(None),
         }
+    }
+
+    fn send(&self, job: Job<E>) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.send(job).is_ok())
     }
 
     /// Runs `f` on the worker thread and waits for it on this thread.
@@ -420,7 +444,7 @@ impl<E: Engine> Core<E> {
             };
             let _ = tx.send(r);
         });
-        let sent = self.tx.send(job).is_ok();
+        let sent = self.send(job);
         Reply {
             rx: sent.then_some(rx),
             store: self.store,
