@@ -50,7 +50,9 @@ where
 {
     let after = key_after(opts)?;
     let limit = opts.page_size.max(1);
-    let mut heap: BinaryHeap<&'k str> = BinaryHeap::with_capacity(limit + 1);
+    // Capped: page_size may be usize::MAX ("everything").
+    let mut heap: BinaryHeap<&'k str> =
+        BinaryHeap::with_capacity(limit.saturating_add(1).min(1024));
     let mut more = false;
     for k in keys {
         if !k.starts_with(opts.prefix.as_str()) || after.is_some_and(|a| k <= a) {
@@ -96,6 +98,14 @@ mod tests {
             .with_prefix(prefix)
             .with_cursor(after.map(cursor_after))
             .with_page_size(size)
+    }
+
+    #[test]
+    fn unlimited_page_size_does_not_overflow() {
+        let keys = ["b", "a", "c"];
+        let (page, more) = select_page(keys, &opts("", None, usize::MAX)).unwrap();
+        assert_eq!(page, ["a", "b", "c"]);
+        assert!(!more);
     }
 
     #[test]
