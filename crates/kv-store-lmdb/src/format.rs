@@ -204,7 +204,13 @@ mod tests {
 
     #[test]
     fn composites_never_collide_and_round_trip() {
-        let pairs = [("a", "b:c"), ("a:b", "c"), ("", "ab"), ("ab", ""), ("a\0", "b")];
+        let pairs = [
+            ("a", "b:c"),
+            ("a:b", "c"),
+            ("", "ab"),
+            ("ab", ""),
+            ("a\0", "b"),
+        ];
         let mut seen = std::collections::HashSet::new();
         for (c, k) in pairs {
             let comp = composite(c, k);

@@ -470,7 +470,8 @@ fn open_context(e: Error) -> Error {
 fn open_shared(config: &LmdbConfig) -> Result<Arc<Shared>> {
     let dir = &config.path;
     let p = dir.display();
-    let config_error = |what: &str| Error::new(ErrorKind::Config, format!("cannot open {p}: {what}"));
+    let config_error =
+        |what: &str| Error::new(ErrorKind::Config, format!("cannot open {p}: {what}"));
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {
@@ -519,9 +520,8 @@ fn open_shared(config: &LmdbConfig) -> Result<Arc<Shared>> {
     })?;
     // Reader slots left by processes that died.
     let _ = env.clear_stale_readers();
-    let (entries, meta) = create_databases(&env).map_err(|e| {
-        Error::new(e.kind(), format!("cannot open {p}: {}", e.message()))
-    })?;
+    let (entries, meta) = create_databases(&env)
+        .map_err(|e| Error::new(e.kind(), format!("cannot open {p}: {}", e.message())))?;
     let shared = Arc::new(Shared {
         env,
         entries,
@@ -580,9 +580,14 @@ fn init_meta(shared: &Shared) -> Result<()> {
         Some(FORMAT_VERSION) => Ok(()),
         Some(v) => Err(Error::new(
             ErrorKind::Config,
-            format!("the environment is in kv-store-lmdb format {v}; this version reads format {FORMAT_VERSION}"),
+            format!(
+                "the environment is in kv-store-lmdb format {v}; this version reads format {FORMAT_VERSION}"
+            ),
         )),
-        None => Err(Error::new(ErrorKind::Config, "its `kv:meta` database was not written by kv")),
+        None => Err(Error::new(
+            ErrorKind::Config,
+            "its `kv:meta` database was not written by kv",
+        )),
     };
     if let Some(raw) = found {
         return check(&raw);
@@ -592,7 +597,8 @@ fn init_meta(shared: &Shared) -> Result<()> {
             check(raw)?;
             return Ok(((), false));
         }
-        s.meta.put(txn, META_FORMAT, &FORMAT_VERSION.to_le_bytes())?;
+        s.meta
+            .put(txn, META_FORMAT, &FORMAT_VERSION.to_le_bytes())?;
         s.meta.put(txn, META_NEXT_VERSION, &1u64.to_le_bytes())?;
         Ok(((), true))
     })
@@ -663,14 +669,14 @@ fn write_entry(
     let lk = format::lmdb_key(comp);
     if format::is_long(comp) {
         // Never overwrite another pair that shares the SHA-256 (practically impossible).
-        if let Some(old) = s.entries.get(txn, &lk)? {
-            if format::split(&lk, old).is_ok_and(|st| st.composite != comp) {
-                return Err(Error::new(
-                    ErrorKind::Backend,
-                    "two keys have the same SHA-256; this entry cannot be stored",
-                )
-                .into());
-            }
+        if let Some(old) = s.entries.get(txn, &lk)?
+            && format::split(&lk, old).is_ok_and(|st| st.composite != comp)
+        {
+            return Err(Error::new(
+                ErrorKind::Backend,
+                "two keys have the same SHA-256; this entry cannot be stored",
+            )
+            .into());
         }
     }
     let mut raw = format::lmdb_value(comp, meta.header_len() + value.len());
@@ -1198,10 +1204,10 @@ impl KvStore for LmdbStore {
                     let Ok(stored) = format::split(k, v) else {
                         continue;
                     };
-                    if let Ok((meta, _)) = envelope::decode_meta(stored.envelope) {
-                        if meta.is_expired_at(now) {
-                            expired.push(k.to_vec());
-                        }
+                    if let Ok((meta, _)) = envelope::decode_meta(stored.envelope)
+                        && meta.is_expired_at(now)
+                    {
+                        expired.push(k.to_vec());
                     }
                 }
                 for k in &expired {
