@@ -69,6 +69,8 @@ type Job<E> = Box<dyn FnOnce(&mut Option<State<E>>) + Send>;
 /// the engine, and waits for that: the files and locks are released when the drop returns.
 pub(crate) struct Core<E: Engine> {
     store: &'static str,
+    /// The longest collection name and key accepted (UTF-8 bytes), if the engine limits them.
+    limits: (Option<usize>, Option<usize>),
     /// `None` only while dropping.
     tx: Option<mpsc::Sender<Job<E>>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -157,6 +159,7 @@ impl<E: Engine> Core<E> {
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(Core {
                 store,
+                limits: (None, None),
                 tx: Some(tx),
                 thread: Some(thread),
             }),
@@ -196,6 +199,44 @@ impl<E: Engine> Core<E> {
         }
     }
 
+    /// Sets the longest collection name and key the store accepts (longer ones are
+    /// `ErrorKind::InvalidKey` errors naming the limit).
+    #[allow(dead_code)]
+    pub(crate) fn with_limits(mut self, collection: Option<usize>, key: Option<usize>) -> Self {
+        self.limits = (collection, key);
+        self
+    }
+
+    /// Checks a collection name and keys against the limits (and the format's own limit).
+    fn check<'k>(&self, collection: &str, keys: impl IntoIterator<Item = &'k str>) -> Result<()> {
+        check_collection(collection)?;
+        if let Some(max) = self.limits.0
+            && collection.len() > max
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidKey,
+                format!(
+                    "collection name of {} bytes is longer than this store's limit of {max} bytes",
+                    collection.len()
+                ),
+            ));
+        }
+        if let Some(max) = self.limits.1 {
+            for key in keys {
+                if key.len() > max {
+                    return Err(Error::new(
+                        ErrorKind::InvalidKey,
+                        format!(
+                            "key of {} bytes is longer than this store's limit of {max} bytes",
+                            key.len()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn send(&self, job: Job<E>) -> bool {
         self.tx.as_ref().is_some_and(|tx| tx.send(job).is_ok())
     }
@@ -212,8 +253,10 @@ impl<E: Engine> Core<E> {
     // ----- operations -----
 
     pub(crate) fn get(&self, collection: &str, key: &str) -> Reply<Option<Entry>> {
+        let checked = self.check(collection, [key]);
         let raw = data_key(collection, key);
         self.call(Operation::Get, Some(collection), Some(key), move |s| {
+            checked?;
             Ok(read_live(s, &raw, Timestamp::now())?.map(|(m, v)| m.into_entry(v)))
         })
     }
@@ -223,7 +266,9 @@ impl<E: Engine> Core<E> {
             .iter()
             .map(|k| (data_key(collection, k), (*k).to_owned()))
             .collect();
+        let checked = self.check(collection, keys.iter().copied());
         self.call(Operation::GetMany, Some(collection), None, move |s| {
+            checked?;
             let now = Timestamp::now();
             let mut out = Vec::with_capacity(raws.len());
             for (raw, key) in raws {
@@ -235,8 +280,10 @@ impl<E: Engine> Core<E> {
     }
 
     pub(crate) fn ttl(&self, collection: &str, key: &str) -> Reply<Option<Ttl>> {
+        let checked = self.check(collection, [key]);
         let raw = data_key(collection, key);
         self.call(Operation::Ttl, Some(collection), Some(key), move |s| {
+            checked?;
             let now = Timestamp::now();
             Ok(read_live(s, &raw, now)?.map(|(m, _)| match m.expires_at {
                 None => Ttl::Never,
@@ -253,7 +300,7 @@ impl<E: Engine> Core<E> {
         ttl_: Option<Duration>,
         mode: PutMode,
     ) -> Reply<()> {
-        let prepared = check_collection(collection).and_then(|()| {
+        let prepared = self.check(collection, [key]).and_then(|()| {
             let now = Timestamp::now();
             Ok((now, ttl::expires_at(now, ttl_)?))
         });
@@ -304,10 +351,12 @@ impl<E: Engine> Core<E> {
         entries: &[(&str, Bytes)],
         ttl_: Option<Duration>,
     ) -> Reply<()> {
-        let prepared = check_collection(collection).and_then(|()| {
-            let now = Timestamp::now();
-            Ok((now, ttl::expires_at(now, ttl_)?))
-        });
+        let prepared = self
+            .check(collection, entries.iter().map(|(k, _)| *k))
+            .and_then(|()| {
+                let now = Timestamp::now();
+                Ok((now, ttl::expires_at(now, ttl_)?))
+            });
         let items: Vec<(Vec<u8>, Bytes)> = entries
             .iter()
             .map(|(k, v)| (data_key(collection, k), v.clone()))
@@ -332,8 +381,10 @@ impl<E: Engine> Core<E> {
     }
 
     pub(crate) fn delete(&self, collection: &str, key: &str) -> Reply<bool> {
+        let checked = self.check(collection, [key]);
         let raw = data_key(collection, key);
         self.call(Operation::Delete, Some(collection), Some(key), move |s| {
+            checked?;
             let Some(old) = s.engine.get(&raw)? else {
                 return Ok(false);
             };
@@ -345,7 +396,9 @@ impl<E: Engine> Core<E> {
 
     pub(crate) fn delete_many(&self, collection: &str, keys: &[&str]) -> Reply<u64> {
         let raws: BTreeSet<Vec<u8>> = keys.iter().map(|k| data_key(collection, k)).collect();
+        let checked = self.check(collection, keys.iter().copied());
         self.call(Operation::DeleteMany, Some(collection), None, move |s| {
+            checked?;
             let now = Timestamp::now();
             let mut n = 0;
             let mut batch = Vec::new();
@@ -364,7 +417,9 @@ impl<E: Engine> Core<E> {
 
     pub(crate) fn scan(&self, collection: &str, opts: ScanOptions) -> Reply<ScanPage> {
         let prefix = collection_prefix(collection);
+        let checked = self.check(collection, []);
         self.call(Operation::Scan, Some(collection), None, move |s| {
+            checked?;
             if E::ORDERED {
                 scan_ordered(s, &prefix, &opts)
             } else {
@@ -412,7 +467,9 @@ impl<E: Engine> Core<E> {
 
     pub(crate) fn clear(&self, collection: &str) -> Reply<u64> {
         let prefix = collection_prefix(collection);
+        let checked = self.check(collection, []);
         self.call(Operation::Clear, Some(collection), None, move |s| {
+            checked?;
             let end = collection_end(&prefix);
             Ok(s.delete_range(&prefix, &end, |_| true)?.1)
         })

@@ -1,1 +1,22 @@
-//! The unqlite store for kv (being written).
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod config;
+mod core;
+pub mod format;
+mod store;
+
+pub use config::{UnqliteConfig, UnqliteStoreBuilder};
+pub use store::{MAX_COLLECTION_LEN, MAX_KEY_LEN, UnqliteStore};
+
+/// The unqlite crate this store is built on.
+pub use unqlite;
+
+/// The URL scheme of this store: `unqlite://PATH`. Also the store's
+/// [`StoreInfo::kind`](kv_core::StoreInfo::kind).
+///
+/// ```
+/// let url = format!("{}://data/kv.db", kv_store_unqlite::SCHEME);
+/// assert!(kv_store_unqlite::UnqliteConfig::from_url(&url).is_ok());
+/// ```
+pub const SCHEME: &str = "unqlite";

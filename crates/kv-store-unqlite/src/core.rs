@@ -1,0 +1,794 @@
+//! The engine-independent part of the store: every kv operation over an [`Engine`] (a flat,
+//! byte-keyed map with atomic batches), run on one dedicated thread that owns the engine.
+//!
+//! One thread per open store serialises every operation, so conditional puts (if-absent,
+//! compare-and-swap) are atomic without further locking, and engines whose handles are not
+//! `Send`/`Sync` work as they are. Callers wait on a oneshot channel: the futures never block
+//! an async runtime's thread and complete under any executor (also `kv_core::sync::Park`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use kv_core::envelope::{self, Meta};
+use kv_core::{
+    Bytes, Entry, Error, ErrorKind, Operation, PutMode, Result, ScanItem, ScanOptions, ScanPage,
+    Timestamp, Ttl, scan, ttl,
+};
+use tokio::sync::oneshot;
+
+use crate::format::{
+    self, DATA_END, DATA_START, META_NEXT_VERSION, VERSION_BLOCK, check_collection, collection_end,
+    collection_prefix, data_key,
+};
+
+/// A visitor of `(key, value)` pairs; returns `Ok(false)` to stop.
+pub(crate) type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<bool>;
+
+/// One write of a batch: `Some(value)` puts, `None` deletes.
+pub(crate) type WriteOp = (Vec<u8>, Option<Vec<u8>>);
+
+/// What the core needs from an engine.
+pub(crate) trait Engine: 'static {
+    /// True if [`range`](Engine::range) visits keys in ascending byte order.
+    const ORDERED: bool;
+
+    /// The value stored under `key`.
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Applies every write of `batch`, in order, atomically (all or nothing, also on a crash),
+    /// durably if the store was configured so.
+    fn write(&mut self, batch: Vec<WriteOp>) -> Result<()>;
+
+    /// Calls `visit(key, value)` for the keys in `[start, end)` — in ascending order if
+    /// [`ORDERED`](Engine::ORDERED), else in any order — until it returns `Ok(false)`.
+    fn range(&mut self, start: &[u8], end: &[u8], visit: Visit<'_>) -> Result<()>;
+
+    /// Flushes and releases the engine's files and locks.
+    fn close(&mut self) -> Result<()>;
+}
+
+/// The engine and the version counter, owned by the worker thread.
+pub(crate) struct State<E> {
+    pub(crate) engine: E,
+    next_version: u64,
+    reserved: u64,
+    /// The reserve written by the batch being built, adopted once it is committed.
+    pending_reserve: Option<u64>,
+}
+
+type Job<E> = Box<dyn FnOnce(&mut Option<State<E>>) + Send>;
+
+/// A handle to the worker thread of one open store.
+///
+/// Dropping it (with the last store handle) lets the worker finish the queued operations, close
+/// the engine, and waits for that: the files and locks are released when the drop returns.
+pub(crate) struct Core<E: Engine> {
+    store: &'static str,
+    /// The longest collection name and key accepted (UTF-8 bytes), if the engine limits them.
+    limits: (Option<usize>, Option<usize>),
+    /// `None` only while dropping.
+    tx: Option<mpsc::Sender<Job<E>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl<E: Engine> Drop for Core<E> {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take()
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn closed() -> Error {
+    Error::new(ErrorKind::Closed, "the store was closed")
+}
+
+fn corrupt_counter() -> Error {
+    Error::new(
+        ErrorKind::Corrupt,
+        "the version counter (meta key next_version) is not 8 bytes",
+    )
+}
+
+impl<E: Engine> Core<E> {
+    /// Starts the worker thread, opens the engine on it with `opener` and reads the version
+    /// counter. Blocks until the engine is open (or failed to open).
+    pub(crate) fn open(
+        store: &'static str,
+        opener: impl FnOnce() -> Result<E> + Send + 'static,
+    ) -> Result<Self> {
+        let (tx, rx) = mpsc::channel::<Job<E>>();
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<()>>(1);
+        let thread = std::thread::Builder::new()
+            .name(format!("kv-{store}"))
+            .spawn(move || {
+                let opened = catch_unwind(AssertUnwindSafe(|| {
+                    let mut engine = opener()?;
+                    let next = match engine.get(META_NEXT_VERSION)? {
+                        None => 1,
+                        Some(raw) => u64::from_le_bytes(
+                            raw.as_slice().try_into().map_err(|_| corrupt_counter())?,
+                        ),
+                    };
+                    Ok(State {
+                        engine,
+                        next_version: next,
+                        reserved: next,
+                        pending_reserve: None,
+                    })
+                }))
+                .unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::Corrupt,
+                        format!("{store} panicked while opening the database"),
+                    ))
+                });
+                let mut state = match opened {
+                    Ok(state) => {
+                        let _ = ready_tx.send(Ok(()));
+                        Some(state)
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                while let Ok(job) = rx.recv() {
+                    // A panic inside the engine drops the job's reply channel: the caller gets
+                    // an error, and the worker goes on serving.
+                    let _ = catch_unwind(AssertUnwindSafe(|| job(&mut state)));
+                }
+                if let Some(mut s) = state.take() {
+                    let _ = catch_unwind(AssertUnwindSafe(|| s.engine.close()));
+                }
+            })
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Backend,
+                    format!("cannot start the {store} thread: {e}"),
+                )
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Core {
+                store,
+                limits: (None, None),
+                tx: Some(tx),
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::new(
+                ErrorKind::Backend,
+                format!("the {store} thread stopped while opening"),
+            )),
+        }
+    }
+
+    /// Runs `f` on the worker thread. The job is queued at once (so it runs even if the future
+    /// is dropped); the future waits for its result.
+    pub(crate) fn call<R: Send + 'static>(
+        &self,
+        op: Operation,
+        collection: Option<&str>,
+        key: Option<&str>,
+        f: impl FnOnce(&mut State<E>) -> Result<R> + Send + 'static,
+    ) -> Reply<R> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job<E> = Box::new(move |state: &mut Option<State<E>>| {
+            let r = match state.as_mut() {
+                Some(s) => f(s),
+                None => Err(closed()),
+            };
+            let _ = tx.send(r);
+        });
+        let sent = self.send(job);
+        Reply {
+            rx: sent.then_some(rx),
+            store: self.store,
+            op,
+            collection: collection.map(str::to_owned),
+            key: key.map(str::to_owned),
+            if_stopped: Ok(None),
+        }
+    }
+
+    /// Sets the longest collection name and key the store accepts (longer ones are
+    /// `ErrorKind::InvalidKey` errors naming the limit).
+    #[allow(dead_code)]
+    pub(crate) fn with_limits(mut self, collection: Option<usize>, key: Option<usize>) -> Self {
+        self.limits = (collection, key);
+        self
+    }
+
+    /// Checks a collection name and keys against the limits (and the format's own limit).
+    fn check<'k>(&self, collection: &str, keys: impl IntoIterator<Item = &'k str>) -> Result<()> {
+        check_collection(collection)?;
+        if let Some(max) = self.limits.0
+            && collection.len() > max
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidKey,
+                format!(
+                    "collection name of {} bytes is longer than this store's limit of {max} bytes",
+                    collection.len()
+                ),
+            ));
+        }
+        if let Some(max) = self.limits.1 {
+            for key in keys {
+                if key.len() > max {
+                    return Err(Error::new(
+                        ErrorKind::InvalidKey,
+                        format!(
+                            "key of {} bytes is longer than this store's limit of {max} bytes",
+                            key.len()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&self, job: Job<E>) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.send(job).is_ok())
+    }
+
+    /// Runs `f` on the worker thread and waits for it on this thread.
+    pub(crate) fn call_blocking<R: Send + 'static>(
+        &self,
+        op: Operation,
+        f: impl FnOnce(&mut State<E>) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        kv_core::sync::BlockOn::block_on(&kv_core::sync::Park, self.call(op, None, None, f))
+    }
+
+    // ----- operations -----
+
+    pub(crate) fn get(&self, collection: &str, key: &str) -> Reply<Option<Entry>> {
+        let checked = self.check(collection, [key]);
+        let raw = data_key(collection, key);
+        self.call(Operation::Get, Some(collection), Some(key), move |s| {
+            checked?;
+            Ok(read_live(s, &raw, Timestamp::now())?.map(|(m, v)| m.into_entry(v)))
+        })
+    }
+
+    pub(crate) fn get_many(&self, collection: &str, keys: &[&str]) -> Reply<Vec<Option<Entry>>> {
+        let raws: Vec<(Vec<u8>, String)> = keys
+            .iter()
+            .map(|k| (data_key(collection, k), (*k).to_owned()))
+            .collect();
+        let checked = self.check(collection, keys.iter().copied());
+        self.call(Operation::GetMany, Some(collection), None, move |s| {
+            checked?;
+            let now = Timestamp::now();
+            let mut out = Vec::with_capacity(raws.len());
+            for (raw, key) in raws {
+                let e = read_live(s, &raw, now).map_err(|e| e.with_key(&key))?;
+                out.push(e.map(|(m, v)| m.into_entry(v)));
+            }
+            Ok(out)
+        })
+    }
+
+    pub(crate) fn ttl(&self, collection: &str, key: &str) -> Reply<Option<Ttl>> {
+        let checked = self.check(collection, [key]);
+        let raw = data_key(collection, key);
+        self.call(Operation::Ttl, Some(collection), Some(key), move |s| {
+            checked?;
+            let now = Timestamp::now();
+            Ok(read_live(s, &raw, now)?.map(|(m, _)| match m.expires_at {
+                None => Ttl::Never,
+                Some(e) => Ttl::Remaining(e.duration_since(now).unwrap_or(Duration::ZERO)),
+            }))
+        })
+    }
+
+    pub(crate) fn put(
+        &self,
+        collection: &str,
+        key: &str,
+        value: Bytes,
+        ttl_: Option<Duration>,
+        mode: PutMode,
+    ) -> Reply<()> {
+        let prepared = self.check(collection, [key]).and_then(|()| {
+            let now = Timestamp::now();
+            Ok((now, ttl::expires_at(now, ttl_)?))
+        });
+        let raw = data_key(collection, key);
+        self.call(Operation::Put, Some(collection), Some(key), move |s| {
+            let (now, expires_at) = prepared?;
+            match mode {
+                PutMode::Upsert => {}
+                PutMode::IfAbsent => {
+                    if read_live(s, &raw, now)?.is_some() {
+                        return Err(Error::new(
+                            ErrorKind::ConditionFailed,
+                            "the entry already exists",
+                        ));
+                    }
+                }
+                PutMode::IfVersion(expected) => {
+                    let current = read_live(s, &raw, now)?.and_then(|(m, _)| m.version);
+                    if current.is_none() || current != expected.as_u64() {
+                        return Err(Error::new(
+                            ErrorKind::ConditionFailed,
+                            "the entry is missing or was written since that version",
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        "this put mode is not supported",
+                    ));
+                }
+            }
+            let mut batch = Vec::with_capacity(2);
+            let version = s.allocate(1, &mut batch);
+            let meta = Meta {
+                expires_at,
+                created_at: Some(now),
+                version: Some(version),
+            };
+            batch.push((raw, Some(envelope::encode(&meta, &value))));
+            s.write(batch)
+        })
+    }
+
+    pub(crate) fn put_many(
+        &self,
+        collection: &str,
+        entries: &[(&str, Bytes)],
+        ttl_: Option<Duration>,
+    ) -> Reply<()> {
+        let prepared = self
+            .check(collection, entries.iter().map(|(k, _)| *k))
+            .and_then(|()| {
+                let now = Timestamp::now();
+                Ok((now, ttl::expires_at(now, ttl_)?))
+            });
+        let items: Vec<(Vec<u8>, Bytes)> = entries
+            .iter()
+            .map(|(k, v)| (data_key(collection, k), v.clone()))
+            .collect();
+        self.call(Operation::PutMany, Some(collection), None, move |s| {
+            let (now, expires_at) = prepared?;
+            if items.is_empty() {
+                return Ok(());
+            }
+            let mut batch = Vec::with_capacity(items.len() + 1);
+            let first = s.allocate(items.len() as u64, &mut batch);
+            for (i, (raw, value)) in items.into_iter().enumerate() {
+                let meta = Meta {
+                    expires_at,
+                    created_at: Some(now),
+                    version: Some(first + i as u64),
+                };
+                batch.push((raw, Some(envelope::encode(&meta, &value))));
+            }
+            s.write(batch)
+        })
+    }
+
+    pub(crate) fn delete(&self, collection: &str, key: &str) -> Reply<bool> {
+        let checked = self.check(collection, [key]);
+        let raw = data_key(collection, key);
+        self.call(Operation::Delete, Some(collection), Some(key), move |s| {
+            checked?;
+            let Some(old) = s.engine.get(&raw)? else {
+                return Ok(false);
+            };
+            let live = is_live(&old, Timestamp::now());
+            s.write(vec![(raw, None)])?;
+            Ok(live)
+        })
+    }
+
+    pub(crate) fn delete_many(&self, collection: &str, keys: &[&str]) -> Reply<u64> {
+        let raws: BTreeSet<Vec<u8>> = keys.iter().map(|k| data_key(collection, k)).collect();
+        let checked = self.check(collection, keys.iter().copied());
+        self.call(Operation::DeleteMany, Some(collection), None, move |s| {
+            checked?;
+            let now = Timestamp::now();
+            let mut n = 0;
+            let mut batch = Vec::new();
+            for raw in raws {
+                if let Some(old) = s.engine.get(&raw)? {
+                    n += u64::from(is_live(&old, now));
+                    batch.push((raw, None));
+                }
+            }
+            if !batch.is_empty() {
+                s.write(batch)?;
+            }
+            Ok(n)
+        })
+    }
+
+    pub(crate) fn scan(&self, collection: &str, opts: ScanOptions) -> Reply<ScanPage> {
+        let prefix = collection_prefix(collection);
+        let checked = self.check(collection, []);
+        self.call(Operation::Scan, Some(collection), None, move |s| {
+            checked?;
+            if E::ORDERED {
+                scan_ordered(s, &prefix, &opts)
+            } else {
+                scan_unordered(s, &prefix, &opts)
+            }
+        })
+    }
+
+    pub(crate) fn collections(&self) -> Reply<Vec<String>> {
+        self.call(Operation::Collections, None, None, move |s| {
+            let now = Timestamp::now();
+            let mut found = BTreeSet::new();
+            if E::ORDERED {
+                // One seek per collection: find its first live entry, then jump past it.
+                let mut start = DATA_START.to_vec();
+                loop {
+                    let mut hit: Option<String> = None;
+                    s.engine.range(&start, DATA_END, &mut |k, v| {
+                        if is_live(v, now)
+                            && let Some((c, _)) = format::split_data_key(k)
+                        {
+                            hit = Some(c.to_owned());
+                            return Ok(false);
+                        }
+                        Ok(true)
+                    })?;
+                    let Some(c) = hit else { break };
+                    start = collection_end(&collection_prefix(&c));
+                    found.insert(c);
+                }
+            } else {
+                s.engine.range(DATA_START, DATA_END, &mut |k, v| {
+                    if let Some((c, _)) = format::split_data_key(k)
+                        && !found.contains(c)
+                        && is_live(v, now)
+                    {
+                        found.insert(c.to_owned());
+                    }
+                    Ok(true)
+                })?;
+            }
+            Ok(found.into_iter().collect())
+        })
+    }
+
+    pub(crate) fn clear(&self, collection: &str) -> Reply<u64> {
+        let prefix = collection_prefix(collection);
+        let checked = self.check(collection, []);
+        self.call(Operation::Clear, Some(collection), None, move |s| {
+            checked?;
+            let end = collection_end(&prefix);
+            Ok(s.delete_range(&prefix, &end, |_| true)?.1)
+        })
+    }
+
+    pub(crate) fn destroy(&self) -> Reply<()> {
+        self.call(Operation::Destroy, None, None, move |s| {
+            s.delete_range(DATA_START, DATA_END, |_| true).map(|_| ())
+        })
+    }
+
+    pub(crate) fn cull(&self) -> Reply<u64> {
+        self.call(Operation::Cull, None, None, move |s| {
+            let now = Timestamp::now();
+            // Corrupt values are kept (they are not known to be expired).
+            let (removed, _) = s.delete_range(DATA_START, DATA_END, |v| {
+                envelope::decode_meta(v).is_ok_and(|(m, _)| m.is_expired_at(now))
+            })?;
+            Ok(removed)
+        })
+    }
+
+    pub(crate) fn close(&self) -> Reply<()> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job<E> = Box::new(move |state: &mut Option<State<E>>| {
+            let r = match state.take() {
+                Some(mut s) => s.engine.close(),
+                None => Ok(()),
+            };
+            let _ = tx.send(r);
+        });
+        let sent = self.send(job);
+        Reply {
+            rx: sent.then_some(rx),
+            store: self.store,
+            op: Operation::Close,
+            collection: None,
+            key: None,
+            // Closing a store whose thread is gone (or closing twice) is fine.
+            if_stopped: Ok(Some(())),
+        }
+    }
+
+    /// Writes `raw` as the stored bytes of `(collection, key)`, without an envelope.
+    pub(crate) fn put_raw(&self, collection: &str, key: &str, raw: Vec<u8>) -> Result<()> {
+        let k = data_key(collection, key);
+        self.call_blocking(Operation::Put, move |s| s.write(vec![(k, Some(raw))]))
+    }
+}
+
+/// The future of one operation: waits for the worker thread's answer.
+#[must_use = "futures do nothing unless awaited (the operation itself is already queued)"]
+pub(crate) struct Reply<R> {
+    rx: Option<oneshot::Receiver<Result<R>>>,
+    store: &'static str,
+    op: Operation,
+    collection: Option<String>,
+    key: Option<String>,
+    /// The answer when the worker thread is gone: `Ok(Some(r))` returns `r`, `Ok(None)` an
+    /// error (closed, or a panic inside the engine).
+    if_stopped: std::result::Result<Option<R>, ()>,
+}
+
+// Nothing in a Reply is pinned structurally (the receiver is Unpin and `R` is only moved).
+impl<R> Unpin for Reply<R> {}
+
+impl<R> Future for Reply<R> {
+    type Output = Result<R>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R>> {
+        let this = self.get_mut();
+        let r = match this.rx.as_mut() {
+            Some(rx) => match Pin::new(rx).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(r)) => r,
+                Poll::Ready(Err(_)) => this.stopped(true),
+            },
+            None => this.stopped(false),
+        };
+        this.rx = None;
+        Poll::Ready(r.map_err(|e| {
+            e.with_context(
+                this.store,
+                this.op,
+                this.collection.as_deref(),
+                this.key.as_deref(),
+            )
+        }))
+    }
+}
+
+impl<R> Reply<R> {
+    fn stopped(&mut self, during: bool) -> Result<R> {
+        match std::mem::replace(&mut self.if_stopped, Ok(None)) {
+            Ok(Some(r)) => Ok(r),
+            _ if during => Err(Error::new(
+                ErrorKind::Backend,
+                format!("{} panicked during the operation", self.store),
+            )),
+            _ => Err(closed()),
+        }
+    }
+}
+
+impl<E: Engine> State<E> {
+    /// Hands out `n` consecutive versions; raises the reserve (by a write added to `batch`)
+    /// when they would reach it.
+    fn allocate(&mut self, n: u64, batch: &mut Vec<WriteOp>) -> u64 {
+        let first = self.next_version;
+        let end = first.saturating_add(n);
+        if end > self.reserved {
+            let reserve = end.saturating_add(VERSION_BLOCK);
+            batch.push((
+                META_NEXT_VERSION.to_vec(),
+                Some(reserve.to_le_bytes().to_vec()),
+            ));
+            self.pending_reserve = Some(reserve);
+        }
+        self.next_version = end;
+        first
+    }
+
+    fn write(&mut self, batch: Vec<WriteOp>) -> Result<()> {
+        let r = self.engine.write(batch);
+        match self.pending_reserve.take() {
+            Some(reserve) if r.is_ok() => self.reserved = reserve,
+            _ => {}
+        }
+        r
+    }
+
+    /// Deletes, in one batch, the keys of `[start, end)` whose value `select` picks; returns
+    /// how many were deleted and how many of them were live.
+    fn delete_range(
+        &mut self,
+        start: &[u8],
+        end: &[u8],
+        mut select: impl FnMut(&[u8]) -> bool,
+    ) -> Result<(u64, u64)> {
+        let now = Timestamp::now();
+        let mut batch = Vec::new();
+        let mut live = 0;
+        self.engine.range(start, end, &mut |k, v| {
+            if select(v) {
+                live += u64::from(is_live(v, now));
+                batch.push((k.to_vec(), None));
+            }
+            Ok(true)
+        })?;
+        let removed = batch.len() as u64;
+        if !batch.is_empty() {
+            self.write(batch)?;
+        }
+        Ok((removed, live))
+    }
+}
+
+/// True unless the value is a valid envelope that has expired (corrupt values count as live:
+/// they are there, and deleting them must not need to decode them).
+fn is_live(raw: &[u8], now: Timestamp) -> bool {
+    !envelope::decode_meta(raw).is_ok_and(|(m, _)| m.is_expired_at(now))
+}
+
+/// Reads and decodes one entry; `None` if missing or expired.
+fn read_live<E: Engine>(
+    s: &mut State<E>,
+    raw: &[u8],
+    now: Timestamp,
+) -> Result<Option<(Meta, Bytes)>> {
+    let Some(value) = s.engine.get(raw)? else {
+        return Ok(None);
+    };
+    let (meta, value) = envelope::decode(Bytes::from(value))?;
+    Ok((!meta.is_expired_at(now)).then_some((meta, value)))
+}
+
+/// The engine key range of a scan: `[start, end)`.
+fn scan_bounds(prefix: &[u8], opts: &ScanOptions) -> Result<(Vec<u8>, Vec<u8>)> {
+    let mut start = prefix.to_vec();
+    match scan::key_after(opts)? {
+        // The smallest key above `after` is `after` followed by NUL.
+        Some(after) => {
+            start.extend_from_slice(after.as_bytes());
+            start.push(0);
+        }
+        None => start.extend_from_slice(opts.prefix.as_bytes()),
+    }
+    let end = match scan::prefix_upper_bound(&opts.prefix) {
+        Some(upper) if !opts.prefix.is_empty() => {
+            let mut end = prefix.to_vec();
+            end.extend_from_slice(upper.as_bytes());
+            end
+        }
+        _ => collection_end(prefix),
+    };
+    Ok((start, end))
+}
+
+fn scan_item(key: String, raw: Vec<u8>, keys_only: bool) -> Result<ScanItem> {
+    let (meta, value) = envelope::decode(Bytes::from(raw)).map_err(|e| e.with_key(&key))?;
+    let entry = (!keys_only).then(|| meta.into_entry(value));
+    Ok(ScanItem::new(key, entry))
+}
+
+fn scan_ordered<E: Engine>(
+    s: &mut State<E>,
+    prefix: &[u8],
+    opts: &ScanOptions,
+) -> Result<ScanPage> {
+    let (start, end) = scan_bounds(prefix, opts)?;
+    let limit = opts.page_size.max(1);
+    let now = Timestamp::now();
+    let mut items = Vec::new();
+    let mut more = false;
+    let mut failure = None;
+    s.engine.range(&start, &end, &mut |k, v| {
+        let key = match format::key_of(k, prefix.len()) {
+            Ok(key) => key,
+            Err(e) => {
+                failure = Some(e);
+                return Ok(false);
+            }
+        };
+        if !key.starts_with(opts.prefix.as_str()) {
+            return Ok(true);
+        }
+        match envelope::decode_meta(v) {
+            Err(e) => {
+                failure = Some(e.with_key(key));
+                return Ok(false);
+            }
+            Ok((m, _)) if m.is_expired_at(now) => return Ok(true),
+            Ok(_) => {}
+        }
+        if items.len() == limit {
+            more = true;
+            return Ok(false);
+        }
+        items.push((key.to_owned(), v.to_vec()));
+        Ok(true)
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let cursor = if more {
+        items.last().map(|(k, _)| scan::cursor_after(k))
+    } else {
+        None
+    };
+    let items = items
+        .into_iter()
+        .map(|(k, v)| scan_item(k, v, opts.keys_only))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ScanPage::new(items, cursor))
+}
+
+fn scan_unordered<E: Engine>(
+    s: &mut State<E>,
+    prefix: &[u8],
+    opts: &ScanOptions,
+) -> Result<ScanPage> {
+    // Reject a foreign cursor before reading anything.
+    scan::key_after(opts)?;
+    let end = collection_end(prefix);
+    let now = Timestamp::now();
+    let mut live: BTreeMap<String, ()> = BTreeMap::new();
+    let mut failure = None;
+    s.engine.range(prefix, &end, &mut |k, v| {
+        if !k.starts_with(prefix) {
+            return Ok(true);
+        }
+        let key = match format::key_of(k, prefix.len()) {
+            Ok(key) => key,
+            Err(e) => {
+                failure = Some(e);
+                return Ok(false);
+            }
+        };
+        if !key.starts_with(opts.prefix.as_str()) {
+            return Ok(true);
+        }
+        match envelope::decode_meta(v) {
+            Err(e) => {
+                failure = Some(e.with_key(key));
+                Ok(false)
+            }
+            Ok((m, _)) if m.is_expired_at(now) => Ok(true),
+            Ok(_) => {
+                live.insert(key.to_owned(), ());
+                Ok(true)
+            }
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let (page, more) = scan::select_page(live.keys().map(String::as_str), opts)?;
+    let cursor = if more {
+        page.last().map(|k| scan::cursor_after(k))
+    } else {
+        None
+    };
+    let mut items = Vec::with_capacity(page.len());
+    for key in page {
+        let raw = if opts.keys_only {
+            Vec::new()
+        } else {
+            let mut k = prefix.to_vec();
+            k.extend_from_slice(key.as_bytes());
+            match s.engine.get(&k)? {
+                Some(v) => v,
+                None => continue,
+            }
+        };
+        if opts.keys_only {
+            items.push(ScanItem::new(key.to_owned(), None));
+        } else {
+            items.push(scan_item(key.to_owned(), raw, false)?);
+        }
+    }
+    Ok(ScanPage::new(items, cursor))
+}

@@ -1,0 +1,407 @@
+//! The store: one UnQLite file, owned by one worker thread.
+
+use std::fmt;
+use std::fs::File;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kv_core::{
+    Bytes, Capability, ClearOptions, CollectionsOptions, CullOptions, DeleteOptions,
+    DestroyOptions, Entry, Error, ErrorKind, GetOptions, KvStore, Operation, PutManyOptions,
+    PutOptions, Result, ScanOptions, ScanPage, StoreInfo, Ttl,
+};
+use std::fs::{OpenOptions, TryLockError};
+use std::panic::catch_unwind;
+
+use unqlite::{Cursor, KV, Transaction, UnQLite};
+
+use crate::config::{UnqliteConfig, UnqliteStoreBuilder};
+use crate::core::{Core, Engine, Visit, WriteOp};
+
+const STORE: &str = crate::SCHEME;
+
+/// The longest key the store accepts, in UTF-8 bytes. UnQLite silently loses records whose key
+/// does not fit in one 4 KiB page (keys above 4078 bytes are stored but never found again), so
+/// the store splits that budget: 5 bytes of prefix, a collection name of up to
+/// [`MAX_COLLECTION_LEN`] bytes and a key of up to `MAX_KEY_LEN` bytes.
+pub const MAX_KEY_LEN: usize = 2048;
+
+/// The longest collection name the store accepts, in UTF-8 bytes (see [`MAX_KEY_LEN`]).
+pub const MAX_COLLECTION_LEN: usize = 2000;
+
+/// A durable key-value store in one UnQLite database file. Cloning is
+/// cheap and shares the database.
+///
+/// Every collection is a contiguous key range of the one database, every value the kv
+/// envelope (expiry, creation time, version) followed by the raw value; see
+/// [`format`](crate::format). Every write is one UnQLite transaction, committed (journal and
+/// file synced) before it returns.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use kv_core::{KvStore, KvStoreExt};
+/// use kv_store_unqlite::UnqliteStore;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = UnqliteStore::open_path(dir.path().join("kv.db"))?;
+/// store.put("ages", "alice", &30).await?;
+/// assert_eq!(store.get::<u32>("ages", "alice").await?, Some(30));
+/// store.close().await?;
+/// # Ok::<(), kv_core::Error>(()) }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct UnqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    info: StoreInfo,
+    config: UnqliteConfig,
+    core: Core<Uq>,
+}
+
+impl fmt::Debug for UnqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnqliteStore")
+            .field("path", &self.inner.config.path)
+            .field("default_collection", &self.inner.info.default_collection)
+            .finish()
+    }
+}
+
+impl UnqliteStore {
+    /// Opens (or creates) the store of an `unqlite://PATH` URL (see
+    /// [`UnqliteConfig::from_url`]). The file is created if missing.
+    ///
+    /// Errors: [`ErrorKind::Config`] for a bad URL or a path that cannot hold a database;
+    /// [`ErrorKind::Unavailable`] (not temporary) if another process — or another open store
+    /// of this process — has the database open (the lock file `PATH.lock`); [`ErrorKind::Corrupt`]
+    /// for a damaged database.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let url = format!("unqlite://{}", dir.path().join("kv.db").display());
+    /// let store = kv_store_unqlite::UnqliteStore::open(&url)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(url: &str) -> Result<Self> {
+        let config = UnqliteConfig::from_url(url).map_err(open_context)?;
+        Self::from_config(config)
+    }
+
+    /// Opens (or creates) the database file `path` with the default settings.
+    pub fn open_path(path: impl Into<PathBuf>) -> Result<Self> {
+        Self::from_config(UnqliteConfig::new(path))
+    }
+
+    /// A builder for the database file `path`.
+    pub fn builder(path: impl Into<PathBuf>) -> UnqliteStoreBuilder {
+        UnqliteStoreBuilder::new(path)
+    }
+
+    pub(crate) fn from_config(config: UnqliteConfig) -> Result<Self> {
+        config.validate().map_err(open_context)?;
+        let path = config.path.clone();
+        let core = Core::open(STORE, move || Uq::open(path))
+            .map_err(open_context)?
+            .with_limits(Some(MAX_COLLECTION_LEN), Some(MAX_KEY_LEN));
+        let capability = Capability {
+            stores_data: true,
+            ttl: true,
+            ttl_native: false,
+            ttl_granularity: Duration::from_micros(1),
+            batch_native: true,
+            scan: true,
+            scan_ordered: true,
+            list_collections: true,
+            clear: true,
+            destroy: true,
+            if_absent: true,
+            compare_and_swap: true,
+            created_at: true,
+            durable: true,
+            shared: false,
+            max_key_len: Some(MAX_KEY_LEN),
+            max_collection_len: Some(MAX_COLLECTION_LEN),
+            ..Capability::default()
+        };
+        let info = StoreInfo::new(STORE, config.location(), capability)
+            .with_default_collection(config.default_collection.clone());
+        Ok(UnqliteStore {
+            inner: Arc::new(Inner { info, config, core }),
+        })
+    }
+
+    /// The same store with blocking methods, for code without an async runtime.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = kv_store_unqlite::UnqliteStore::open_path(dir.path().join("kv.db"))?.sync();
+    /// store.put("users", "alice", &30)?;
+    /// assert_eq!(store.get::<u32>("users", "alice")?, Some(30));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sync(&self) -> kv_core::SyncStore<Self> {
+        kv_core::SyncStore::new(self.clone())
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.config.path
+    }
+
+    /// The settings the store was opened with.
+    pub fn config(&self) -> &UnqliteConfig {
+        &self.inner.config
+    }
+
+    /// Stores `raw` as the value of `(collection, key)` exactly as given, without the kv
+    /// envelope — for tools and tests (a later read of it reports [`ErrorKind::Corrupt`] unless
+    /// `raw` is a valid envelope). An empty collection means the default collection.
+    pub fn put_raw(&self, collection: &str, key: &str, raw: Vec<u8>) -> Result<()> {
+        let c = self.inner.info.resolve(collection);
+        self.inner.core.put_raw(c, key, raw)
+    }
+}
+
+fn open_context(e: Error) -> Error {
+    e.with_store(STORE).with_operation(Operation::Open)
+}
+
+// ----- the engine -----
+
+/// The UnQLite database, on the worker thread. Fields drop in order: the database is closed
+/// before the lock file is released.
+struct Uq {
+    db: UnQLite,
+    _lock: File,
+}
+
+fn uq_err(e: unqlite::Error) -> Error {
+    let msg = e.to_string();
+    let kind = if msg.contains("Corrupt") {
+        ErrorKind::Corrupt
+    } else {
+        ErrorKind::Backend
+    };
+    Error::new(kind, format!("unqlite: {msg}"))
+}
+
+impl Uq {
+    fn open(path: PathBuf) -> Result<Self> {
+        let config_err = |what: &str| {
+            Error::new(
+                ErrorKind::Config,
+                format!("cannot open {}: {what}", path.display()),
+            )
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(config_err("its directory does not exist"));
+        }
+        if path.is_dir() {
+            return Err(config_err("it is a directory"));
+        }
+        let Some(name) = path.to_str() else {
+            return Err(config_err("UnQLite needs a UTF-8 path"));
+        };
+        // UnQLite's own file locks make a second process wait forever (the unqlite crate
+        // retries while the database is locked), so the store takes an exclusive lock on
+        // PATH.lock first and fails at once if it is held.
+        let mut lock_path = path.clone().into_os_string();
+        lock_path.push(".lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| config_err(&format!("cannot create its lock file: {e}")))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "{} is locked by another process (or by another open store in this process)",
+                        path.display()
+                    ),
+                ));
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(config_err(&format!(
+                    "cannot lock {}: {e}",
+                    PathBuf::from(&lock_path).display()
+                )));
+            }
+        }
+        // `UnQLite::create` panics instead of returning an error.
+        let db = catch_unwind(|| UnQLite::create(name))
+            .map_err(|_| config_err("UnQLite cannot open or create the file"))?;
+        Ok(Uq { db, _lock: lock })
+    }
+}
+
+impl Engine for Uq {
+    const ORDERED: bool = false;
+
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if !self.db.kv_contains(key) {
+            return Ok(None);
+        }
+        self.db.kv_fetch(key).map(Some).map_err(uq_err)
+    }
+
+    fn write(&mut self, batch: Vec<WriteOp>) -> Result<()> {
+        self.db.begin().map_err(uq_err)?;
+        let applied = batch.iter().try_for_each(|(k, v)| match v {
+            Some(v) => self.db.kv_store(k, v),
+            None if self.db.kv_contains(k) => self.db.kv_delete(k),
+            None => Ok(()),
+        });
+        match applied {
+            // `commit` rolls back by itself when it fails.
+            Ok(()) => self.db.commit().map_err(uq_err),
+            Err(e) => {
+                let _ = self.db.rollback();
+                Err(uq_err(e))
+            }
+        }
+    }
+
+    fn range(&mut self, start: &[u8], end: &[u8], visit: Visit<'_>) -> Result<()> {
+        let mut cursor = self.db.first();
+        while let Some(entry) = cursor {
+            let key = entry.key();
+            if key.as_slice() >= start && key.as_slice() < end && !visit(&key, &entry.value())? {
+                break;
+            }
+            cursor = entry.next();
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        // Every write was committed already; this only ends an empty transaction. The file is
+        // closed when the engine is dropped.
+        self.db.commit().map_err(uq_err)
+    }
+}
+
+// ----- the trait -----
+
+impl KvStore for UnqliteStore {
+    fn info(&self) -> &StoreInfo {
+        &self.inner.info
+    }
+
+    fn get_opts(
+        &self,
+        collection: &str,
+        key: &str,
+        _opts: GetOptions,
+    ) -> impl Future<Output = Result<Option<Entry>>> + Send {
+        let c = self.inner.info.resolve(collection);
+        self.inner.core.get(c, key)
+    }
+
+    fn get_many_opts(
+        &self,
+        collection: &str,
+        keys: &[&str],
+        _opts: GetOptions,
+    ) -> impl Future<Output = Result<Vec<Option<Entry>>>> + Send {
+        let c = self.inner.info.resolve(collection);
+        self.inner.core.get_many(c, keys)
+    }
+
+    fn put_opts(
+        &self,
+        collection: &str,
+        key: &str,
+        value: Bytes,
+        opts: PutOptions,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let c = self.inner.info.resolve(collection);
+        self.inner.core.put(c, key, value, opts.ttl, opts.mode)
+    }
+
+    fn put_many_opts(
+        &self,
+        collection: &str,
+        entries: &[(&str, Bytes)],
+        opts: PutManyOptions,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let c = self.inner.info.resolve(collection);
+        self.inner.core.put_many(c, entries, opts.ttl)
+    }
+
+    fn delete_opts(
+        &self,
+        collection: &str,
+        key: &str,
+        _opts: DeleteOptions,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        let c = self.inner.info.resolve(collection);
+        self.inner.core.delete(c, key)
+    }
+
+    fn delete_many_opts(
+        &self,
+        collection: &str,
+        keys: &[&str],
+        _opts: DeleteOptions,
+    ) -> impl Future<Output = Result<u64>> + Send {
+        let c = self.inner.info.resolve(collection);
+        self.inner.core.delete_many(c, keys)
+    }
+
+    fn ttl_opts(
+        &self,
+        collection: &str,
+        key: &str,
+        _opts: GetOptions,
+    ) -> impl Future<Output = Result<Option<Ttl>>> + Send {
+        let c = self.inner.info.resolve(collection);
+        self.inner.core.ttl(c, key)
+    }
+
+    fn scan_opts(
+        &self,
+        collection: &str,
+        opts: ScanOptions,
+    ) -> impl Future<Output = Result<ScanPage>> + Send {
+        let c = self.inner.info.resolve(collection);
+        self.inner.core.scan(c, opts)
+    }
+
+    fn collections_opts(
+        &self,
+        _opts: CollectionsOptions,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send {
+        self.inner.core.collections()
+    }
+
+    fn clear_opts(
+        &self,
+        collection: &str,
+        _opts: ClearOptions,
+    ) -> impl Future<Output = Result<u64>> + Send {
+        let c = self.inner.info.resolve(collection);
+        self.inner.core.clear(c)
+    }
+
+    fn destroy_opts(&self, _opts: DestroyOptions) -> impl Future<Output = Result<()>> + Send {
+        self.inner.core.destroy()
+    }
+
+    fn cull_opts(&self, _opts: CullOptions) -> impl Future<Output = Result<u64>> + Send {
+        self.inner.core.cull()
+    }
+
+    fn close(&self) -> impl Future<Output = Result<()>> + Send {
+        self.inner.core.close()
+    }
+}
