@@ -157,7 +157,10 @@ impl DuckDbConfig {
             return Err(Error::new(ErrorKind::Config, "threads must be at least 1"));
         }
         if self.memory_limit.as_deref() == Some("") {
-            return Err(Error::new(ErrorKind::Config, "memory_limit must not be empty"));
+            return Err(Error::new(
+                ErrorKind::Config,
+                "memory_limit must not be empty",
+            ));
         }
         Ok(())
     }
@@ -289,7 +292,9 @@ mod tests {
         let c = DuckDbConfig::from_url("DUCKDB://a%20b.duckdb").unwrap();
         assert_eq!(c.location, Location::File(PathBuf::from("a b.duckdb")));
         assert_eq!(
-            DuckDbConfig::from_url("duckdb://:memory:").unwrap().location,
+            DuckDbConfig::from_url("duckdb://:memory:")
+                .unwrap()
+                .location,
             Location::Memory
         );
         for bad in [

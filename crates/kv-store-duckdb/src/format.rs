@@ -17,10 +17,12 @@
 //! - Exactly one of `value` and `raw` is set. A row with both or neither is reported as
 //!   [`ErrorKind::Corrupt`] by the operations that read it (such a row can only come from
 //!   someone else's SQL).
-//! - `value` holds the bytes exactly as they were put (DuckDB's `JSON` type validates text but
-//!   does not reformat it), so `get` returns them unchanged, and SQL sees a JSON value: what
-//!   the typed API (`put("c", "k", &value)` with the default JSON codec) writes is always there.
-//!   Bytes that are not UTF-8 JSON (postcard, MessagePack, images) go to `raw`.
+//! - `value` holds the bytes exactly as they were put when they are UTF-8 text that DuckDB's
+//!   JSON parser accepts (`json_valid`; the `JSON` type validates text but does not reformat
+//!   it), so `get` returns them unchanged and SQL sees a JSON value: what the typed API
+//!   (`put("c", "k", &value)` with the default JSON codec) writes is always there. Everything
+//!   else — postcard, MessagePack, images, plain text, JSON with a lone surrogate escape — goes
+//!   to `raw`, byte for byte.
 //! - Timestamps have microsecond precision, as [`kv_core::Timestamp`].
 //! - Versions come from one DuckDB sequence, so they never repeat, also after deletes, crashes
 //!   and [`destroy`](kv_core::KvStore::destroy_opts) (which deletes the rows and keeps the
@@ -100,16 +102,6 @@ COMMENT ON TABLE {table} IS '{comment}';"
     )
 }
 
-/// The value as JSON text for the `value` column, if it is UTF-8 JSON; otherwise it goes to
-/// `raw`.
-pub(crate) fn json_text(value: &[u8]) -> Option<&str> {
-    let text = std::str::from_utf8(value).ok()?;
-    // DuckDB's JSON parser (yyjson) accepts every document serde_json accepts; the rare
-    // document serde_json refuses (nesting deeper than 128) simply goes to `raw`.
-    serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
-    Some(text)
-}
-
 /// The columns every read selects, in this order, after the key.
 pub(crate) const ENTRY_COLUMNS: &str =
     "value::VARCHAR, raw, epoch_us(created_at), epoch_us(expires_at), version";
@@ -160,7 +152,7 @@ impl Row {
             (Some(_), Some(_)) => return Err(corrupt("both `value` and `raw` are set")),
             (None, None) => return Err(corrupt("neither `value` nor `raw` is set")),
         }
-        if !self.version.is_some_and(|v| v >= 0) {
+        if self.version.is_none_or(|v| v < 0) {
             return Err(corrupt("the version is missing or negative"));
         }
         Ok(())
@@ -177,18 +169,6 @@ fn corrupt(what: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_or_raw() {
-        assert_eq!(json_text(b"{\"a\":  1}"), Some("{\"a\":  1}"));
-        assert_eq!(json_text(b"30"), Some("30"));
-        assert_eq!(json_text(b"\"text\""), Some("\"text\""));
-        assert_eq!(json_text(b"null"), Some("null"));
-        assert_eq!(json_text(b""), None);
-        assert_eq!(json_text(b"text"), None);
-        assert_eq!(json_text(b"\xff\xfe"), None);
-        assert_eq!(json_text(b"{\"a\":1} x"), None);
-    }
 
     #[test]
     fn table_names() {

@@ -370,8 +370,8 @@ fn open_database(config: &DuckDbConfig) -> Result<Open> {
             } else {
                 path.clone()
             };
-            let conn = Connection::open_with_flags(&for_duckdb, flags)
-                .map_err(|e| open_error(e, path))?;
+            let conn =
+                Connection::open_with_flags(&for_duckdb, flags).map_err(|e| open_error(e, path))?;
             (conn, Some(lock))
         }
     };
@@ -486,9 +486,11 @@ fn db_error(e: duckdb::Error) -> Error {
 fn classify(msg: &str) -> (ErrorKind, bool) {
     if msg.contains("Could not set lock on file") {
         (ErrorKind::Unavailable, false)
-    } else if msg.contains("Out of Memory") || msg.contains("No space left") {
-        (ErrorKind::Unavailable, true)
-    } else if msg.contains("Conflict") || msg.contains("conflict") {
+    } else if msg.contains("Out of Memory")
+        || msg.contains("No space left")
+        || msg.contains("Conflict")
+        || msg.contains("conflict")
+    {
         (ErrorKind::Unavailable, true)
     } else if msg.starts_with("Conversion Error") && msg.contains("JSON") {
         (ErrorKind::Serialization, false)
@@ -536,8 +538,10 @@ impl Sql {
         }
     }
 
-    /// `INSERT OR REPLACE` of `rows` rows; each row binds 6 parameters: collection, key, JSON
-    /// text, raw bytes, created_at and expires_at (microseconds).
+    /// `INSERT OR REPLACE` of `rows` rows; each row binds 6 parameters: collection, key, the
+    /// value as text (if it is UTF-8), the value as bytes (if not), created_at and expires_at
+    /// (microseconds). DuckDB's own JSON parser decides between the `value` and `raw` columns,
+    /// so a value SQL cannot read as JSON never reaches the JSON column.
     fn upsert_sql(table: &str, rows: usize) -> String {
         let seq = format::sequence_name(table);
         let mut s = format!(
@@ -549,13 +553,15 @@ impl Sql {
                 s.push_str(", ");
             }
             s.push_str(&format!(
-                "(${}, ${}, ${}::JSON, ${}, make_timestamptz(${}::BIGINT), make_timestamptz(${}::BIGINT), nextval('{seq}'))",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6
+                "(${c}, ${k}, CASE WHEN json_valid(${t}) THEN ${t}::JSON END, \
+                 CASE WHEN ${t} IS NULL THEN ${r} WHEN json_valid(${t}) THEN NULL ELSE encode(${t}) END, \
+                 make_timestamptz(${cr}::BIGINT), make_timestamptz(${ex}::BIGINT), nextval('{seq}'))",
+                c = b + 1,
+                k = b + 2,
+                t = b + 3,
+                r = b + 4,
+                cr = b + 5,
+                ex = b + 6
             ));
         }
         s
@@ -672,11 +678,11 @@ fn get_many_in(
     Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
 }
 
-/// The JSON text or the raw bytes of a value.
+/// The value as text (UTF-8: SQL decides whether it is JSON) or as bytes.
 fn split_value(value: &[u8]) -> (Option<&str>, Option<&[u8]>) {
-    match format::json_text(value) {
-        Some(text) => (Some(text), None),
-        None => (None, Some(value)),
+    match std::str::from_utf8(value) {
+        Ok(text) => (Some(text), None),
+        Err(_) => (None, Some(value)),
     }
 }
 
@@ -744,6 +750,9 @@ fn put_in(inner: &Inner, conn: &mut Connection, collection: &str, put: PutArgs) 
     txn.commit().map_err(db_error)
 }
 
+/// The key, text and bytes of one row to write.
+type RowParams<'a> = (&'a str, Option<&'a str>, Option<&'a [u8]>);
+
 fn put_many_in(
     inner: &Inner,
     conn: &mut Connection,
@@ -758,7 +767,7 @@ fn put_many_in(
     for (i, (k, _)) in entries.iter().enumerate() {
         last.insert(k.as_str(), i);
     }
-    let rows: Vec<(&str, Option<&str>, Option<&[u8]>)> = entries
+    let rows: Vec<RowParams<'_>> = entries
         .iter()
         .enumerate()
         .filter(|(i, (k, _))| last.get(k.as_str()) == Some(i))
@@ -837,7 +846,9 @@ fn scan_in(
     let now = micros(Timestamp::now());
     let limit = opts.page_size.max(1);
     // One row more than the page tells whether another page follows.
-    let fetch = i64::try_from(limit).unwrap_or(i64::MAX - 1).saturating_add(1);
+    let fetch = i64::try_from(limit)
+        .unwrap_or(i64::MAX - 1)
+        .saturating_add(1);
     let lower: &str = after.unwrap_or(opts.prefix.as_str());
     let sql = inner.sql.scan(after.is_some(), upper.is_some());
     let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
@@ -1008,9 +1019,11 @@ impl KvStore for DuckDbStore {
             expires_at,
         });
         let fut = match prepared {
-            Ok(put) => Ok(self.run(op, collection, Some(key), move |inner, conn, collection| {
-                put_in(inner, conn, collection, put)
-            })),
+            Ok(put) => Ok(
+                self.run(op, collection, Some(key), move |inner, conn, collection| {
+                    put_in(inner, conn, collection, put)
+                }),
+            ),
             Err(e) => Err(e.with_context(
                 STORE,
                 op,
@@ -1040,18 +1053,17 @@ impl KvStore for DuckDbStore {
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
         let fut = match prepared {
-            Ok(expires_at) => Ok(self.run(op, collection, None, move |inner, conn, collection| {
-                if entries.is_empty() {
-                    return Ok(());
-                }
-                put_many_in(inner, conn, collection, entries, now, expires_at)
-            })),
-            Err(e) => Err(e.with_context(
-                STORE,
-                op,
-                Some(self.inner.info.resolve(collection)),
-                None,
-            )),
+            Ok(expires_at) => Ok(
+                self.run(op, collection, None, move |inner, conn, collection| {
+                    if entries.is_empty() {
+                        return Ok(());
+                    }
+                    put_many_in(inner, conn, collection, entries, now, expires_at)
+                }),
+            ),
+            Err(e) => {
+                Err(e.with_context(STORE, op, Some(self.inner.info.resolve(collection)), None))
+            }
         };
         async move {
             match fut {
@@ -1157,12 +1169,7 @@ impl KvStore for DuckDbStore {
         collection: &str,
         _: ClearOptions,
     ) -> impl Future<Output = Result<u64>> + Send {
-        self.run(
-            Operation::Clear,
-            collection,
-            None,
-            move |inner, conn, collection| clear_in(inner, conn, collection),
-        )
+        self.run(Operation::Clear, collection, None, clear_in)
     }
 
     fn destroy_opts(&self, _: DestroyOptions) -> impl Future<Output = Result<()>> + Send {
@@ -1210,5 +1217,277 @@ impl KvStore for DuckDbStore {
                 None => Ok(()),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kv_core::{KvStoreExt, Version};
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn version(store: &DuckDbStore, c: &str, k: &str) -> u64 {
+        block_on(store.get_entry(c, k))
+            .unwrap()
+            .and_then(|e| e.version)
+            .and_then(|v| v.as_u64())
+            .expect("a numeric version")
+    }
+
+    #[test]
+    fn values_are_json_or_raw_and_round_trip() {
+        let store = DuckDbStore::open_memory().unwrap();
+        let values: Vec<&[u8]> = vec![
+            b"{\"name\":  \"Alice\", \"age\": 30}",
+            b"30",
+            b" [1, 2] ",
+            b"\"text\"",
+            b"\"\\ud800\"",
+            b"1e400",
+            b"123456789012345678901234567890",
+            b"-0",
+            b"{\"a\":\"\\u0000\"}",
+            b"not json",
+            b"",
+            b"\x00\xff\xfe",
+            b"{\"a\":1",
+        ];
+        block_on(async {
+            for (i, v) in values.iter().enumerate() {
+                let key = format!("k{i}");
+                store
+                    .put_bytes("c", &key, Bytes::copy_from_slice(v))
+                    .await
+                    .unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(v)));
+                assert_eq!(
+                    store.get_bytes("c", &key).await.unwrap().as_deref(),
+                    Some(*v),
+                    "{:?}",
+                    String::from_utf8_lossy(v)
+                );
+            }
+            let deep = format!("{}1{}", "[".repeat(500), "]".repeat(500));
+            store
+                .put_bytes("c", "deep", Bytes::from(deep.clone()))
+                .await
+                .unwrap();
+            assert_eq!(
+                store.get_bytes("c", "deep").await.unwrap(),
+                Some(Bytes::from(deep))
+            );
+        });
+        let (json, raw): (i64, i64) = store
+            .with_connection(|c| {
+                c.query_row(
+                    "SELECT count(value), count(raw) FROM kv_entries WHERE key LIKE 'k%'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(json + raw, values.len() as i64);
+        assert!(raw >= 4, "{raw}");
+    }
+
+    #[test]
+    fn sql_sees_json_values_and_expiry() {
+        let store = DuckDbStore::open_memory().unwrap();
+        block_on(async {
+            store
+                .put(
+                    "users",
+                    "alice",
+                    &serde_json::json!({"name": "Alice", "age": 30}),
+                )
+                .await
+                .unwrap();
+            store
+                .put(
+                    "users",
+                    "bob",
+                    &serde_json::json!({"name": "Bob", "age": 25}),
+                )
+                .await
+                .unwrap();
+            store
+                .put_with_ttl(
+                    "users",
+                    "eve",
+                    &serde_json::json!({"name": "Eve", "age": 99}),
+                    std::time::Duration::from_millis(1),
+                )
+                .await
+                .unwrap();
+        });
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let names: Vec<(String, i32)> = store
+            .with_connection(|c| {
+                let mut s = c.prepare(
+                    "SELECT value->>'name', (value->>'age')::INT FROM kv_entries \
+                     WHERE collection = 'users' AND (expires_at IS NULL OR expires_at > now()) \
+                     ORDER BY key",
+                )?;
+                let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<duckdb::Result<Vec<_>>>()
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(names, vec![("Alice".into(), 30), ("Bob".into(), 25)]);
+        assert_eq!(block_on(store.cull()).unwrap(), 1);
+    }
+
+    #[test]
+    fn put_many_keeps_the_last_duplicate_and_versions_never_repeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv.duckdb");
+        let store = DuckDbStore::open_path(&path).unwrap();
+        block_on(store.put_many("c", &[("a", 1), ("b", 2), ("a", 3)])).unwrap();
+        assert_eq!(block_on(store.get::<i32>("c", "a")).unwrap(), Some(3));
+        let keys: Vec<String> = (0..CHUNK * 2 + 3).map(|i| format!("k{i:04}")).collect();
+        let entries: Vec<(&str, Bytes)> = keys
+            .iter()
+            .map(|k| (k.as_str(), Bytes::from_static(b"1")))
+            .collect();
+        block_on(store.put_many_opts("c", &entries, PutManyOptions::default())).unwrap();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let got = block_on(store.get_many_opts("c", &refs, GetOptions::default())).unwrap();
+        assert!(got.iter().all(Option::is_some));
+        let last = version(&store, "c", &keys[keys.len() - 1]);
+        block_on(store.destroy()).unwrap();
+        block_on(store.close()).unwrap();
+        let store = DuckDbStore::open_path(&path).unwrap();
+        block_on(store.put("c", "a", &1)).unwrap();
+        assert!(version(&store, "c", "a") > last);
+        assert_eq!(block_on(store.delete_many("c", &refs)).unwrap(), 0);
+    }
+
+    #[test]
+    fn failed_conditions_write_nothing() {
+        let store = DuckDbStore::open_memory().unwrap();
+        block_on(store.put("c", "k", &1)).unwrap();
+        let v = version(&store, "c", "k");
+        let stale = PutOptions::default().with_mode(PutMode::IfVersion(Version::from_u64(v + 1)));
+        let e = block_on(store.put_opts("c", "k", Bytes::from_static(b"2"), stale)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConditionFailed);
+        assert_eq!(e.key(), Some("k"));
+        let ok = PutOptions::default().with_mode(PutMode::IfVersion(Version::from_u64(v)));
+        block_on(store.put_opts("c", "k", Bytes::from_static(b"2"), ok)).unwrap();
+        assert_eq!(block_on(store.get::<i32>("c", "k")).unwrap(), Some(2));
+        let absent = PutOptions::default().with_mode(PutMode::IfAbsent);
+        let e = block_on(store.put_opts("c", "k", Bytes::from_static(b"3"), absent)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConditionFailed);
+        assert_eq!(block_on(store.get::<i32>("c", "k")).unwrap(), Some(2));
+    }
+
+    #[test]
+    fn a_second_open_in_this_process_is_refused_until_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv.duckdb");
+        let store = DuckDbStore::open_path(&path).unwrap();
+        let e = DuckDbStore::open_path(&path).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        assert!(!e.is_temporary());
+        assert!(e.to_string().contains("locked by another process"), "{e}");
+        let clone = store.clone();
+        block_on(store.close()).unwrap();
+        block_on(store.close()).unwrap();
+        for e in [
+            block_on(clone.get_bytes("c", "k")).unwrap_err(),
+            block_on(clone.put("c", "k", &1)).unwrap_err(),
+            block_on(clone.cull()).unwrap_err(),
+            block_on(clone.collections()).unwrap_err(),
+            clone.with_connection(|_| ()).unwrap_err(),
+        ] {
+            assert_eq!(e.kind(), ErrorKind::Closed, "{e}");
+        }
+        assert!(format!("{clone:?}").contains("closed: true"));
+        drop(DuckDbStore::open_path(&path).unwrap());
+    }
+
+    #[test]
+    fn open_errors_are_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = DuckDbStore::open_path(dir.path().join("missing/kv.duckdb")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert!(e.to_string().contains("directory does not exist"), "{e}");
+        let e = DuckDbStore::open_path(dir.path()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        let junk = dir.path().join("junk.duckdb");
+        std::fs::write(&junk, vec![b'x'; 10_000]).unwrap();
+        let e = DuckDbStore::open_path(&junk).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert!(e.to_string().contains("not a DuckDB database"), "{e}");
+        assert_eq!(std::fs::read(&junk).unwrap(), vec![b'x'; 10_000]);
+        // A table of the same name that kv did not create is refused, not used.
+        let other = dir.path().join("other.duckdb");
+        {
+            let c = Connection::open(&other).unwrap();
+            c.execute_batch("CREATE TABLE kv_entries (a INT)").unwrap();
+        }
+        let e = DuckDbStore::open_path(&other).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert!(e.to_string().contains("?table="), "{e}");
+        // ... and another table name works in the same file.
+        let store = DuckDbStore::builder(&other).table("kv").open().unwrap();
+        block_on(store.put("c", "k", &1)).unwrap();
+        assert!(store.info().location.ends_with("?table=kv"));
+    }
+
+    #[test]
+    fn relative_paths_work() {
+        // The working directory is the crate's: use a unique relative path under target/.
+        let dir = tempfile::tempdir_in(".").unwrap();
+        let name = dir.path().file_name().unwrap().to_str().unwrap().to_owned();
+        let url = format!("duckdb://{name}/kv.duckdb");
+        let store = DuckDbStore::open(&url).unwrap();
+        block_on(store.put("c", "k", &1)).unwrap();
+        block_on(store.close()).unwrap();
+        assert!(dir.path().join("kv.duckdb").exists());
+        assert!(dir.path().join("kv.duckdb.lock").exists());
+        let store = DuckDbStore::open(&url).unwrap();
+        assert_eq!(block_on(store.get::<i32>("c", "k")).unwrap(), Some(1));
+    }
+
+    #[test]
+    fn works_without_a_tokio_runtime() {
+        fn poll_once<F: Future>(f: F) -> F::Output {
+            let mut f = std::pin::pin!(f);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            match f.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(v) => v,
+                std::task::Poll::Pending => panic!("an operation needed a runtime"),
+            }
+        }
+        let store = DuckDbStore::open_memory().unwrap();
+        poll_once(store.put("c", "k", &1)).unwrap();
+        assert_eq!(poll_once(store.get::<i32>("c", "k")).unwrap(), Some(1));
+        assert_eq!(poll_once(store.clear("c")).unwrap(), 1);
+        poll_once(store.close()).unwrap();
+        let sync = DuckDbStore::open_memory().unwrap().sync();
+        sync.put("c", "k", &2).unwrap();
+        assert_eq!(sync.get::<i32>("c", "k").unwrap(), Some(2));
+    }
+
+    #[test]
+    fn large_values_and_keys() {
+        let store = DuckDbStore::open_memory().unwrap();
+        block_on(async {
+            let key = "k".repeat(100_000);
+            let value = Bytes::from(vec![7u8; 3 * 1024 * 1024]);
+            store.put_bytes("c", &key, value.clone()).await.unwrap();
+            assert_eq!(store.get_bytes("c", &key).await.unwrap(), Some(value));
+            let nul = "a\0b";
+            store.put(nul, nul, &1).await.unwrap();
+            assert_eq!(store.get::<i32>(nul, nul).await.unwrap(), Some(1));
+            assert_eq!(store.get::<i32>(nul, "a").await.unwrap(), None);
+        });
     }
 }

@@ -102,7 +102,10 @@ async fn corrupt(store: DynStore, collection: String, key: String) -> Result<()>
     if changed == 1 {
         Ok(())
     } else {
-        Err(Error::new(ErrorKind::Backend, "the row to corrupt is missing"))
+        Err(Error::new(
+            ErrorKind::Backend,
+            "the row to corrupt is missing",
+        ))
     }
 }
 
