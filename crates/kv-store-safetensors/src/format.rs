@@ -11,9 +11,9 @@
 //! # Values
 //!
 //! Every entry is one tensor:
-//! - a value written with the typed API as a [`Tensor`](crate::Tensor) under kv's default
+//! - a value written with the typed API as a [`Tensor`] under kv's default
 //!   JSON codec (the canonical text `{"dtype":"F32","shape":[..],"data":"<base64>"}`, exactly
-//!   as [`Tensor`](crate::Tensor)'s `Serialize` writes it) is recognised on `put` and stored
+//!   as [`Tensor`]'s `Serialize` writes it) is recognised on `put` and stored
 //!   as that tensor, with its dtype and shape; reading it returns the same canonical text;
 //! - every other value (raw bytes, JSON of other types, other codecs) is stored as a `U8`
 //!   tensor of shape `[len]` whose data are the value's bytes, marked `raw` in the entry
@@ -539,7 +539,10 @@ mod tests {
                 v.extend_from_slice(b"{}");
                 v
             }),
-            ("just over the limit", (MAX_HEADER_LEN + 1).to_le_bytes().to_vec()),
+            (
+                "just over the limit",
+                (MAX_HEADER_LEN + 1).to_le_bytes().to_vec(),
+            ),
             ("missing data", header(good, 4)),
             ("trailing data", header(good, 12)),
             ("not json", header("{nope", 0)),
@@ -550,11 +553,17 @@ mod tests {
             }),
             (
                 "offset beyond the file",
-                header(r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8000000000]}}"#, 8),
+                header(
+                    r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8000000000]}}"#,
+                    8,
+                ),
             ),
             (
                 "offsets do not match shape",
-                header(r#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, 8),
+                header(
+                    r#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
+                    8,
+                ),
             ),
             (
                 "gap between tensors",
@@ -572,7 +581,10 @@ mod tests {
             ),
             (
                 "unknown dtype",
-                header(r#"{"w":{"dtype":"F128","shape":[1],"data_offsets":[0,16]}}"#, 16),
+                header(
+                    r#"{"w":{"dtype":"F128","shape":[1],"data_offsets":[0,16]}}"#,
+                    16,
+                ),
             ),
             (
                 "metadata not strings",
@@ -584,7 +596,10 @@ mod tests {
             ),
             (
                 "bad version counter",
-                header(r#"{"__metadata__":{"kv.format":"1","kv.next_version":"x"}}"#, 0),
+                header(
+                    r#"{"__metadata__":{"kv.format":"1","kv.next_version":"x"}}"#,
+                    0,
+                ),
             ),
             (
                 "bad escape",
@@ -623,12 +638,22 @@ mod tests {
         let p = open(&header(json, 2)).unwrap();
         let c = &p.colls[D];
         assert!(matches!(c["a"].meta, MetaState::Corrupt { .. }));
-        assert!(matches!(c["b"].meta, MetaState::Ok(Meta { raw: true, version: 4, .. })));
+        assert!(matches!(
+            c["b"].meta,
+            MetaState::Ok(Meta {
+                raw: true,
+                version: 4,
+                ..
+            })
+        ));
         assert_eq!(p.next_version, 5);
         // The corrupt record survives a rewrite.
         let image = write_image(&p.colls, &p.user_meta, p.next_version, D).unwrap();
         let again = open(&image).unwrap();
-        assert!(matches!(again.colls[D]["a"].meta, MetaState::Corrupt { .. }));
+        assert!(matches!(
+            again.colls[D]["a"].meta,
+            MetaState::Corrupt { .. }
+        ));
     }
 
     #[test]

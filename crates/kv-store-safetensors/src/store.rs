@@ -383,12 +383,13 @@ impl SafetensorsStore {
 
     pub(crate) fn from_config(config: SafetensorsConfig) -> Result<Self> {
         config.validate().map_err(open_context)?;
-        let (state, kv) = Self::load(&config).map_err(open_context)?;
+        let (state, kv) = Self::load(&config, true).map_err(open_context)?;
         Ok(Self::with_state(config, state, kv))
     }
 
-    /// Reads the file of `config` into a new state (and takes the lock for read-write).
-    fn load(config: &SafetensorsConfig) -> Result<(State, bool)> {
+    /// Reads the file of `config` into a new state; with `take_lock`, a read-write store first
+    /// takes the file's lock (a reload keeps the lock it has).
+    fn load(config: &SafetensorsConfig, take_lock: bool) -> Result<(State, bool)> {
         let default = &config.default_collection;
         let Some(path) = &config.path else {
             return Ok((State::empty(), true));
@@ -420,28 +421,11 @@ impl SafetensorsStore {
                         format!("the directory of {} does not exist", path.display()),
                     ));
                 }
-                let lock_file = lock_path(path);
-                let lock = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&lock_file)
-                    .map_err(|e| io_error("create the lock file", &lock_file, e))?;
-                match lock.try_lock() {
-                    Ok(()) => {}
-                    Err(std::fs::TryLockError::WouldBlock) => {
-                        return Err(Error::new(
-                            ErrorKind::Unavailable,
-                            format!(
-                                "{} is locked by another process (or by another open store in this process)",
-                                path.display()
-                            ),
-                        ));
-                    }
-                    Err(std::fs::TryLockError::Error(e)) => {
-                        return Err(io_error("lock", &lock_file, e));
-                    }
-                }
+                let lock = if take_lock {
+                    Some(Self::lock(path)?)
+                } else {
+                    None
+                };
                 let bytes = match std::fs::read(path) {
                     Ok(b) => b,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -450,14 +434,37 @@ impl SafetensorsStore {
                 let mut state = if bytes.is_empty() {
                     State::empty()
                 } else {
-                    let parsed = format::parse_bytes(&Bytes::from(bytes), default).map_err(|e| {
-                        Error::new(e.kind(), format!("{}: {}", path.display(), e.message()))
-                    })?;
+                    let parsed =
+                        format::parse_bytes(&Bytes::from(bytes), default).map_err(|e| {
+                            Error::new(e.kind(), format!("{}: {}", path.display(), e.message()))
+                        })?;
                     State::from_parsed(parsed)
                 };
-                state._lock = Some(lock);
+                state._lock = lock;
                 Ok((state, true))
             }
+        }
+    }
+
+    /// Takes the exclusive lock of a read-write file (`PATH.lock`).
+    fn lock(path: &Path) -> Result<File> {
+        let lock_file = lock_path(path);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_file)
+            .map_err(|e| io_error("create the lock file", &lock_file, e))?;
+        match lock.try_lock() {
+            Ok(()) => Ok(lock),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{} is locked by another process (or by another open store in this process)",
+                    path.display()
+                ),
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(io_error("lock", &lock_file, e)),
         }
     }
 
@@ -626,22 +633,11 @@ impl SafetensorsStore {
         }
         let mut guard = self.write_guard();
         let st = guard.as_mut().ok_or_else(|| closed(Operation::Open))?;
-        // Release our own lock before taking it again.
-        let lock = st._lock.take();
-        drop(lock);
-        match Self::load(&self.inner.config) {
-            Ok((new, _)) => {
-                *st = new;
-                Ok(())
-            }
-            Err(e) => {
-                // Keep the lock if we can; the old state stays.
-                if let Ok((fresh, _)) = Self::load(&self.inner.config) {
-                    *st = fresh;
-                }
-                Err(open_context(e))
-            }
-        }
+        // The lock this store holds stays with it; on error the old state stays.
+        let (mut fresh, _) = Self::load(&self.inner.config, false).map_err(open_context)?;
+        fresh._lock = st._lock.take();
+        *st = fresh;
+        Ok(())
     }
 
     /// The whole store as one safetensors file image (every collection, TTLs and versions in
@@ -947,7 +943,9 @@ impl SafetensorsStore {
             Ok(match st.colls.remove(name) {
                 None => (0, false),
                 Some(c) => (
-                    c.values().filter(|s| !matches!(live(s, now), Ok(None))).count() as u64,
+                    c.values()
+                        .filter(|s| !matches!(live(s, now), Ok(None)))
+                        .count() as u64,
                     true,
                 ),
             })

@@ -172,10 +172,8 @@ impl Dtype {
             .iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
             .ok_or_else(overflow)?;
-        let bits = elements
-            .checked_mul(self.bitsize())
-            .ok_or_else(overflow)?;
-        if bits % 8 != 0 {
+        let bits = elements.checked_mul(self.bitsize()).ok_or_else(overflow)?;
+        if !bits.is_multiple_of(8) {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
                 format!(
@@ -590,7 +588,10 @@ impl<'de> Deserialize<'de> for Data {
             fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> std::result::Result<Data, E> {
                 Ok(Data(v))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Data, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Data, A::Error> {
                 let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
                 while let Some(b) = seq.next_element::<u8>()? {
                     out.push(b);
@@ -615,7 +616,10 @@ impl<'de> Deserialize<'de> for Tensor {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a tensor {dtype, shape, data}")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Tensor, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Tensor, A::Error> {
                 let dtype: Dtype = seq
                     .next_element()?
                     .ok_or_else(|| de::Error::invalid_length(0, &self))?;
@@ -627,7 +631,10 @@ impl<'de> Deserialize<'de> for Tensor {
                     .ok_or_else(|| de::Error::invalid_length(2, &self))?;
                 Tensor::new(dtype, shape, data.0).map_err(de::Error::custom)
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Tensor, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Tensor, A::Error> {
                 let (mut dtype, mut shape, mut data) = (None, None, None);
                 while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     match &*k {
@@ -704,7 +711,7 @@ pub(crate) mod base64 {
     /// Decodes padded base64; `None` for anything else (so the encoding is canonical: the
     /// unused bits of the last group must be zero).
     pub fn decode(text: &[u8]) -> Option<Vec<u8>> {
-        if text.len() % 4 != 0 {
+        if !text.len().is_multiple_of(4) {
             return None;
         }
         let mut out = Vec::with_capacity(text.len() / 4 * 3);
@@ -797,8 +804,14 @@ mod tests {
     #[test]
     fn mismatches_are_errors() {
         let t = Tensor::vector(&[1i32, 2]);
-        assert_eq!(t.to_vec::<u32>().unwrap_err().kind(), ErrorKind::Serialization);
-        assert_eq!(t.to_vec::<i64>().unwrap_err().kind(), ErrorKind::Serialization);
+        assert_eq!(
+            t.to_vec::<u32>().unwrap_err().kind(),
+            ErrorKind::Serialization
+        );
+        assert_eq!(
+            t.to_vec::<i64>().unwrap_err().kind(),
+            ErrorKind::Serialization
+        );
         let e = Tensor::from_slice(&[3], &[1i32, 2]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
         assert!(Tensor::new(Dtype::F32, vec![usize::MAX, 8], vec![]).is_err());
