@@ -4,7 +4,6 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use kv_core::KvStoreExt;
 use kv_store_duckdb::DuckDbStore;
 
 const CHILD_ENV: &str = "KV_DUCKDB_CRASH_CHILD";
