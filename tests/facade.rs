@@ -23,26 +23,73 @@ async fn exercise(store: &kv::Store) -> kv::Result<()> {
     Ok(())
 }
 
+/// A URL for each scheme, under `dir`. Every compiled-in scheme must have one, so a new store
+/// cannot join the facade without joining this test.
+fn url_for(scheme: &str, dir: &std::path::Path) -> String {
+    let at = |name: &str| format!("{scheme}://{}", dir.join(name).display());
+    match scheme {
+        "memory" => "memory://?max_entries=10".to_owned(),
+        "null" => "null://".to_owned(),
+        "redb" | "disk" => at("kv.redb"),
+        "jsonfile" => at("kv.json"),
+        "log" => at("kv.log"),
+        "sqlite" => at("kv.sqlite"),
+        "unqlite" => at("kv.unqlite"),
+        "duckdb" => at("kv.duckdb"),
+        // Directory stores.
+        "multidisk" | "filetree" | "lmdb" | "rocksdb" | "leveldb" => at(scheme),
+        other => panic!("compiled-in scheme {other}:// has no test URL here: add one"),
+    }
+}
+
+/// Schemes whose URL opens something other than a plain read-write store.
+const SPECIAL: &[&str] = &["null", "safetensors"];
+
 #[tokio::test]
 async fn every_scheme_opens_and_works() {
-    let dir = tempfile::tempdir().unwrap();
-    let abs = dir.path().join("abs.redb");
-    let urls = [
-        "memory://".to_owned(),
-        "memory://?max_entries=10".to_owned(),
-        format!("redb://{}", abs.display()),
-        format!("disk://{}", dir.path().join("alias.redb").display()),
-    ];
-    for url in &urls {
-        let store = kv::open(url).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    for scheme in kv::schemes().iter().filter(|s| !SPECIAL.contains(s)) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = url_for(scheme, dir.path());
+        let store = kv::open(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
         exercise(&store)
             .await
             .unwrap_or_else(|e| panic!("{url}: {e}"));
         store.close().await.unwrap();
+        if store.info().capability.durable {
+            // Reopened, the data is still there.
+            let store = kv::open(&url).await.unwrap();
+            assert!(store.exists("sessions", "s").await.unwrap(), "{url}");
+            store.close().await.unwrap();
+        }
     }
     let null = kv::open("null://").await.unwrap();
     null.put("c", "k", &1).await.unwrap();
     assert_eq!(null.get::<i32>("c", "k").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn every_path_scheme_accepts_relative_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    let rel = pathdiff(dir.path(), &cwd);
+    for scheme in kv::schemes()
+        .iter()
+        .filter(|s| !SPECIAL.contains(s) && **s != "memory")
+    {
+        let url = url_for(scheme, &rel);
+        let store = kv::open(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        store.put("c", "k", &1).await.unwrap();
+        store.close().await.unwrap();
+        // The data landed under the absolute directory the relative path names.
+        let abs = url_for(scheme, dir.path());
+        let store = kv::open(&abs).await.unwrap();
+        assert_eq!(store.get::<i32>("c", "k").await.unwrap(), Some(1), "{url}");
+        store.close().await.unwrap();
+    }
 }
 
 #[tokio::test]

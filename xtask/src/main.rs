@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("bench-report") => bench_report::update("target/criterion", "BENCHMARKS.md"),
         Some("crash") => crash::main(&args[1..]),
+        Some("install") => sysdeps::install(),
         Some("-h" | "--help" | "help") | None => {
             print_help();
             Ok(())
@@ -48,6 +49,8 @@ fn print_help() {
          test [ARGS]   run every test of the workspace (ARGS go to the test binaries)\n  \
          lint          cargo fmt --check + cargo clippy --all-targets -- -D warnings\n  \
          ci            lint, then test (what .ci/run calls; strict under CI=true)\n  \
+         install       install the system libraries of the rocksdb, unqlite and duckdb\n                \
+         stores (apt-get; libduckdb from the npm registry)\n  \
          bench [ARGS]  run the criterion benchmarks (ARGS go to criterion), then\n                \
          rewrite the tables of BENCHMARKS.md\n  \
          bench-report  only rewrite BENCHMARKS.md from the last results in target/criterion\n  \
@@ -75,7 +78,18 @@ fn run(what: &str, cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// True under `CI=true`: what is skipped locally fails there.
+fn strict() -> bool {
+    env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The packages whose `rocksdb`/`unqlite`/`duckdb` features compile those stores into the
+/// facade users (the CLI and the cross-crate tests).
+const FACADE_USERS: &[&str] = &["kv-cli", "kv-tests"];
+
 fn test(extra: &[String]) -> Result<(), String> {
+    let plan = sysdeps::Plan::detect();
+    plan.report()?;
     let mut cmd = cargo();
     cmd.args([
         "test",
@@ -85,6 +99,7 @@ fn test(extra: &[String]) -> Result<(), String> {
         "--exclude",
         "xtask",
     ]);
+    plan.apply(&mut cmd, FACADE_USERS);
     if !extra.is_empty() {
         cmd.arg("--").args(extra);
     }
@@ -97,24 +112,19 @@ fn test(extra: &[String]) -> Result<(), String> {
 }
 
 fn lint() -> Result<(), String> {
+    let plan = sysdeps::Plan::detect();
+    plan.report()?;
     run("fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
-    run(
-        "clippy",
-        cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    )?;
-    run(
-        "doc",
-        cargo()
-            .args(["doc", "--workspace", "--no-deps", "--exclude", "xtask"])
-            .env("RUSTDOCFLAGS", "-D warnings"),
-    )
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--workspace", "--all-targets"]);
+    plan.apply(&mut clippy, FACADE_USERS);
+    clippy.args(["--", "-D", "warnings"]);
+    run("clippy", &mut clippy)?;
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps", "--exclude", "xtask"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    plan.apply(&mut doc, FACADE_USERS);
+    run("doc", &mut doc)
 }
 
 fn bench(extra: &[String]) -> Result<(), String> {
@@ -129,3 +139,4 @@ fn bench(extra: &[String]) -> Result<(), String> {
 
 mod bench_report;
 mod crash;
+mod sysdeps;

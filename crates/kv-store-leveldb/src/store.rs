@@ -15,7 +15,7 @@ use kv_core::{
 use rusty_leveldb::{DB, LdbIterator, Options, Status, StatusCode, WriteBatch};
 
 use crate::config::{LevelDbConfig, LevelDbStoreBuilder};
-use crate::core::{Core, Engine, Visit, WriteOp};
+use kv_engine::{Core, Engine, Visit, WriteOp};
 
 const STORE: &str = crate::SCHEME;
 

@@ -2,8 +2,8 @@
 #![forbid(unsafe_code)]
 
 mod config;
-mod core;
-pub mod format;
+/// How entries map onto the engine's key space (shared with the other engine-backed stores).
+pub use kv_engine::keys as format;
 mod store;
 
 pub use config::{RocksDbConfig, RocksDbStoreBuilder};

@@ -17,8 +17,8 @@ use rocksdb::compaction_filter::Decision;
 use rocksdb::{DB, Options, WriteBatch, WriteOptions};
 
 use crate::config::{RocksDbConfig, RocksDbStoreBuilder};
-use crate::core::{Core, Engine, Visit, WriteOp};
-use crate::format::DATA_TAG;
+use kv_engine::keys::DATA_TAG;
+use kv_engine::{Core, Engine, Visit, WriteOp};
 
 const STORE: &str = crate::SCHEME;
 
@@ -418,7 +418,7 @@ mod tests {
         };
         let expired = envelope::encode(&past, b"old");
         let live = envelope::encode(&Meta::default(), b"live");
-        let k = |key: &str| crate::format::data_key("c", key);
+        let k = |key: &str| kv_engine::keys::data_key("c", key);
         db.write(vec![
             (k("expired"), Some(expired.clone())),
             (k("live"), Some(live.clone())),

@@ -18,7 +18,7 @@ use std::panic::catch_unwind;
 use unqlite::{Cursor, KV, Transaction, UnQLite};
 
 use crate::config::{UnqliteConfig, UnqliteStoreBuilder};
-use crate::core::{Core, Engine, Visit, WriteOp};
+use kv_engine::{Core, Engine, Visit, WriteOp};
 
 const STORE: &str = crate::SCHEME;
 

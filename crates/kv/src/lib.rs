@@ -27,3 +27,69 @@ pub mod disk {
 pub mod null {
     pub use kv_store_null::*;
 }
+
+/// One redb file per collection.
+#[cfg(feature = "multidisk")]
+pub mod multidisk {
+    pub use kv_store_multidisk::*;
+}
+
+/// Plain files, one per entry.
+#[cfg(feature = "filetree")]
+pub mod filetree {
+    pub use kv_store_filetree::*;
+}
+
+/// One human-readable JSON file.
+#[cfg(feature = "jsonfile")]
+pub mod jsonfile {
+    pub use kv_store_jsonfile::*;
+}
+
+/// An append-only log with an in-memory index.
+#[cfg(feature = "log")]
+pub mod log {
+    pub use kv_store_log::*;
+}
+
+/// SQLite.
+#[cfg(feature = "sqlite")]
+pub mod sqlite {
+    pub use kv_store_sqlite::*;
+}
+
+/// LMDB.
+#[cfg(feature = "lmdb")]
+pub mod lmdb {
+    pub use kv_store_lmdb::*;
+}
+
+/// LevelDB (pure Rust).
+#[cfg(feature = "leveldb")]
+pub mod leveldb {
+    pub use kv_store_leveldb::*;
+}
+
+/// RocksDB.
+#[cfg(feature = "rocksdb")]
+pub mod rocksdb {
+    pub use kv_store_rocksdb::*;
+}
+
+/// UnQLite.
+#[cfg(feature = "unqlite")]
+pub mod unqlite {
+    pub use kv_store_unqlite::*;
+}
+
+/// DuckDB.
+#[cfg(feature = "duckdb")]
+pub mod duckdb {
+    pub use kv_store_duckdb::*;
+}
+
+/// Tensors in `.safetensors` files.
+#[cfg(feature = "safetensors")]
+pub mod safetensors {
+    pub use kv_store_safetensors::*;
+}

@@ -1,28 +1,61 @@
 //! `kv::open(url)`: one entry point for every store compiled in.
 
-use std::sync::Arc;
-
 use kv_core::url::StoreUrl;
 use kv_core::{Error, ErrorKind, Operation, Result};
 
 use crate::Store;
 
-/// The URL schemes of the stores compiled into this build.
-///
-/// ```
-/// assert!(kv::schemes().contains(&"memory"));
-/// ```
-pub fn schemes() -> &'static [&'static str] {
-    &[
-        #[cfg(feature = "memory")]
-        "memory",
-        #[cfg(feature = "disk")]
-        "redb",
-        #[cfg(feature = "disk")]
-        "disk",
-        #[cfg(feature = "null")]
-        "null",
-    ]
+/// Every store this facade knows: (feature, schemes, opener). One line per store; the
+/// `schemes()` list, `open()` dispatch and the "not compiled in" hint all come from it.
+macro_rules! stores {
+    ($( $feature:literal => [$($scheme:literal),+] => $open:path; )+) => {
+        /// The URL schemes of the stores compiled into this build.
+        ///
+        /// ```
+        /// assert!(kv::schemes().contains(&"memory"));
+        /// ```
+        pub fn schemes() -> &'static [&'static str] {
+            &[$($( #[cfg(feature = $feature)] $scheme, )+)+]
+        }
+
+        /// Every scheme kv knows, compiled in or not.
+        const ALL_SCHEMES: &[&str] = &[$($($scheme,)+)+];
+
+        fn open_scheme(scheme: &str, url: &str) -> Result<Store> {
+            match scheme {
+                $(
+                    #[cfg(feature = $feature)]
+                    $($scheme)|+ => Ok(std::sync::Arc::new($open(url)?)),
+                )+
+                other => Err(unknown_scheme(other)),
+            }
+        }
+
+        /// The crate feature that provides a scheme.
+        fn feature_of(scheme: &str) -> Option<&'static str> {
+            match scheme {
+                $( $($scheme)|+ => Some($feature), )+
+                _ => None,
+            }
+        }
+    };
+}
+
+stores! {
+    "memory" => ["memory"] => kv_store_memory::MemoryStore::open;
+    "disk" => ["redb", "disk"] => kv_store_disk::DiskStore::open;
+    "null" => ["null"] => kv_store_null::NullStore::open;
+    "multidisk" => ["multidisk"] => kv_store_multidisk::MultiDiskStore::open;
+    "filetree" => ["filetree"] => kv_store_filetree::FileTreeStore::open;
+    "jsonfile" => ["jsonfile"] => kv_store_jsonfile::JsonFileStore::open;
+    "log" => ["log"] => kv_store_log::LogStore::open;
+    "sqlite" => ["sqlite"] => kv_store_sqlite::SqliteStore::open;
+    "lmdb" => ["lmdb"] => kv_store_lmdb::LmdbStore::open;
+    "leveldb" => ["leveldb"] => kv_store_leveldb::LevelDbStore::open;
+    "rocksdb" => ["rocksdb"] => kv_store_rocksdb::RocksDbStore::open;
+    "unqlite" => ["unqlite"] => kv_store_unqlite::UnqliteStore::open;
+    "duckdb" => ["duckdb"] => kv_store_duckdb::DuckDbStore::open;
+    "safetensors" => ["safetensors"] => kv_store_safetensors::SafetensorsStore::open;
 }
 
 /// Opens the store a URL names, e.g. `memory://`, `redb://data/app.redb` (relative) or
@@ -61,25 +94,17 @@ pub async fn open(url: &str) -> Result<Store> {
         }
         .with_operation(Operation::Open)
     })?;
-    let store: Store = match parsed.scheme() {
-        #[cfg(feature = "memory")]
-        "memory" => Arc::new(kv_store_memory::MemoryStore::open(url)?),
-        #[cfg(feature = "disk")]
-        "redb" | "disk" => Arc::new(kv_store_disk::DiskStore::open(url)?),
-        #[cfg(feature = "null")]
-        "null" => Arc::new(kv_store_null::NullStore::open(url)?),
-        other => return Err(unknown_scheme(other)),
-    };
-    Ok(store)
+    open_scheme(parsed.scheme(), url)
 }
 
 fn unknown_scheme(scheme: &str) -> Error {
     let known = schemes().join("://, ");
-    let hint = match scheme {
-        "memory" | "redb" | "disk" | "null" => format!(
-            "the `{scheme}` store is not compiled in: enable the kv crate feature that provides it"
+    debug_assert!(ALL_SCHEMES.iter().all(|s| feature_of(s).is_some()));
+    let hint = match feature_of(scheme) {
+        Some(feature) => format!(
+            "the `{scheme}` store is not compiled in: enable the kv crate feature `{feature}`"
         ),
-        _ => format!("unknown store scheme `{scheme}://`"),
+        None => format!("unknown store scheme `{scheme}://`"),
     };
     Error::new(ErrorKind::Config, format!("{hint} (available: {known}://)"))
         .with_operation(Operation::Open)

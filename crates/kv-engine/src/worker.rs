@@ -21,19 +21,19 @@ use kv_core::{
 };
 use tokio::sync::oneshot;
 
-use crate::format::{
+use crate::keys::{
     self, DATA_END, DATA_START, META_NEXT_VERSION, VERSION_BLOCK, check_collection, collection_end,
     collection_prefix, data_key,
 };
 
 /// A visitor of `(key, value)` pairs; returns `Ok(false)` to stop.
-pub(crate) type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<bool>;
+pub type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<bool>;
 
 /// One write of a batch: `Some(value)` puts, `None` deletes.
-pub(crate) type WriteOp = (Vec<u8>, Option<Vec<u8>>);
+pub type WriteOp = (Vec<u8>, Option<Vec<u8>>);
 
 /// What the core needs from an engine.
-pub(crate) trait Engine: 'static {
+pub trait Engine: 'static {
     /// True if [`range`](Engine::range) visits keys in ascending byte order.
     const ORDERED: bool;
 
@@ -53,8 +53,9 @@ pub(crate) trait Engine: 'static {
 }
 
 /// The engine and the version counter, owned by the worker thread.
-pub(crate) struct State<E> {
-    pub(crate) engine: E,
+pub struct State<E> {
+    /// The engine (for engine-specific jobs run with [`Core::call`]).
+    pub engine: E,
     next_version: u64,
     reserved: u64,
     /// The reserve written by the batch being built, adopted once it is committed.
@@ -67,7 +68,7 @@ type Job<E> = Box<dyn FnOnce(&mut Option<State<E>>) + Send>;
 ///
 /// Dropping it (with the last store handle) lets the worker finish the queued operations, close
 /// the engine, and waits for that: the files and locks are released when the drop returns.
-pub(crate) struct Core<E: Engine> {
+pub struct Core<E: Engine> {
     store: &'static str,
     /// The longest collection name and key accepted (UTF-8 bytes), if the engine limits them.
     limits: (Option<usize>, Option<usize>),
@@ -101,7 +102,7 @@ fn corrupt_counter() -> Error {
 impl<E: Engine> Core<E> {
     /// Starts the worker thread, opens the engine on it with `opener` and reads the version
     /// counter. Blocks until the engine is open (or failed to open).
-    pub(crate) fn open(
+    pub fn open(
         store: &'static str,
         opener: impl FnOnce() -> Result<E> + Send + 'static,
     ) -> Result<Self> {
@@ -173,7 +174,7 @@ impl<E: Engine> Core<E> {
 
     /// Runs `f` on the worker thread. The job is queued at once (so it runs even if the future
     /// is dropped); the future waits for its result.
-    pub(crate) fn call<R: Send + 'static>(
+    pub fn call<R: Send + 'static>(
         &self,
         op: Operation,
         collection: Option<&str>,
@@ -201,8 +202,7 @@ impl<E: Engine> Core<E> {
 
     /// Sets the longest collection name and key the store accepts (longer ones are
     /// `ErrorKind::InvalidKey` errors naming the limit).
-    #[allow(dead_code)]
-    pub(crate) fn with_limits(mut self, collection: Option<usize>, key: Option<usize>) -> Self {
+    pub fn with_limits(mut self, collection: Option<usize>, key: Option<usize>) -> Self {
         self.limits = (collection, key);
         self
     }
@@ -242,7 +242,7 @@ impl<E: Engine> Core<E> {
     }
 
     /// Runs `f` on the worker thread and waits for it on this thread.
-    pub(crate) fn call_blocking<R: Send + 'static>(
+    pub fn call_blocking<R: Send + 'static>(
         &self,
         op: Operation,
         f: impl FnOnce(&mut State<E>) -> Result<R> + Send + 'static,
@@ -252,7 +252,8 @@ impl<E: Engine> Core<E> {
 
     // ----- operations -----
 
-    pub(crate) fn get(&self, collection: &str, key: &str) -> Reply<Option<Entry>> {
+    /// `KvStore::get_opts`.
+    pub fn get(&self, collection: &str, key: &str) -> Reply<Option<Entry>> {
         let checked = self.check(collection, [key]);
         let raw = data_key(collection, key);
         self.call(Operation::Get, Some(collection), Some(key), move |s| {
@@ -261,7 +262,8 @@ impl<E: Engine> Core<E> {
         })
     }
 
-    pub(crate) fn get_many(&self, collection: &str, keys: &[&str]) -> Reply<Vec<Option<Entry>>> {
+    /// `KvStore::get_many_opts`: one slot per key, in order.
+    pub fn get_many(&self, collection: &str, keys: &[&str]) -> Reply<Vec<Option<Entry>>> {
         let raws: Vec<(Vec<u8>, String)> = keys
             .iter()
             .map(|k| (data_key(collection, k), (*k).to_owned()))
@@ -279,7 +281,8 @@ impl<E: Engine> Core<E> {
         })
     }
 
-    pub(crate) fn ttl(&self, collection: &str, key: &str) -> Reply<Option<Ttl>> {
+    /// `KvStore::ttl_opts`.
+    pub fn ttl(&self, collection: &str, key: &str) -> Reply<Option<Ttl>> {
         let checked = self.check(collection, [key]);
         let raw = data_key(collection, key);
         self.call(Operation::Ttl, Some(collection), Some(key), move |s| {
@@ -292,7 +295,8 @@ impl<E: Engine> Core<E> {
         })
     }
 
-    pub(crate) fn put(
+    /// `KvStore::put_opts`: upsert, if-absent or if-version, atomically.
+    pub fn put(
         &self,
         collection: &str,
         key: &str,
@@ -345,7 +349,8 @@ impl<E: Engine> Core<E> {
         })
     }
 
-    pub(crate) fn put_many(
+    /// `KvStore::put_many_opts`: one engine batch.
+    pub fn put_many(
         &self,
         collection: &str,
         entries: &[(&str, Bytes)],
@@ -380,7 +385,8 @@ impl<E: Engine> Core<E> {
         })
     }
 
-    pub(crate) fn delete(&self, collection: &str, key: &str) -> Reply<bool> {
+    /// `KvStore::delete_opts`: `true` if a live entry was removed.
+    pub fn delete(&self, collection: &str, key: &str) -> Reply<bool> {
         let checked = self.check(collection, [key]);
         let raw = data_key(collection, key);
         self.call(Operation::Delete, Some(collection), Some(key), move |s| {
@@ -394,7 +400,8 @@ impl<E: Engine> Core<E> {
         })
     }
 
-    pub(crate) fn delete_many(&self, collection: &str, keys: &[&str]) -> Reply<u64> {
+    /// `KvStore::delete_many_opts`: one engine batch; counts live entries removed.
+    pub fn delete_many(&self, collection: &str, keys: &[&str]) -> Reply<u64> {
         let raws: BTreeSet<Vec<u8>> = keys.iter().map(|k| data_key(collection, k)).collect();
         let checked = self.check(collection, keys.iter().copied());
         self.call(Operation::DeleteMany, Some(collection), None, move |s| {
@@ -415,7 +422,8 @@ impl<E: Engine> Core<E> {
         })
     }
 
-    pub(crate) fn scan(&self, collection: &str, opts: ScanOptions) -> Reply<ScanPage> {
+    /// `KvStore::scan_opts`: one page in key order.
+    pub fn scan(&self, collection: &str, opts: ScanOptions) -> Reply<ScanPage> {
         let prefix = collection_prefix(collection);
         let checked = self.check(collection, []);
         self.call(Operation::Scan, Some(collection), None, move |s| {
@@ -428,7 +436,8 @@ impl<E: Engine> Core<E> {
         })
     }
 
-    pub(crate) fn collections(&self) -> Reply<Vec<String>> {
+    /// `KvStore::collections_opts`: collections holding a live entry, sorted.
+    pub fn collections(&self) -> Reply<Vec<String>> {
         self.call(Operation::Collections, None, None, move |s| {
             let now = Timestamp::now();
             let mut found = BTreeSet::new();
@@ -439,7 +448,7 @@ impl<E: Engine> Core<E> {
                     let mut hit: Option<String> = None;
                     s.engine.range(&start, DATA_END, &mut |k, v| {
                         if is_live(v, now)
-                            && let Some((c, _)) = format::split_data_key(k)
+                            && let Some((c, _)) = keys::split_data_key(k)
                         {
                             hit = Some(c.to_owned());
                             return Ok(false);
@@ -452,7 +461,7 @@ impl<E: Engine> Core<E> {
                 }
             } else {
                 s.engine.range(DATA_START, DATA_END, &mut |k, v| {
-                    if let Some((c, _)) = format::split_data_key(k)
+                    if let Some((c, _)) = keys::split_data_key(k)
                         && !found.contains(c)
                         && is_live(v, now)
                     {
@@ -465,7 +474,8 @@ impl<E: Engine> Core<E> {
         })
     }
 
-    pub(crate) fn clear(&self, collection: &str) -> Reply<u64> {
+    /// `KvStore::clear_opts`: removes one collection; counts its live entries.
+    pub fn clear(&self, collection: &str) -> Reply<u64> {
         let prefix = collection_prefix(collection);
         let checked = self.check(collection, []);
         self.call(Operation::Clear, Some(collection), None, move |s| {
@@ -475,13 +485,15 @@ impl<E: Engine> Core<E> {
         })
     }
 
-    pub(crate) fn destroy(&self) -> Reply<()> {
+    /// `KvStore::destroy_opts`: removes every entry of the store.
+    pub fn destroy(&self) -> Reply<()> {
         self.call(Operation::Destroy, None, None, move |s| {
             s.delete_range(DATA_START, DATA_END, |_| true).map(|_| ())
         })
     }
 
-    pub(crate) fn cull(&self) -> Reply<u64> {
+    /// `KvStore::cull_opts`: removes expired entries; returns how many.
+    pub fn cull(&self) -> Reply<u64> {
         self.call(Operation::Cull, None, None, move |s| {
             let now = Timestamp::now();
             // Corrupt values are kept (they are not known to be expired).
@@ -492,7 +504,8 @@ impl<E: Engine> Core<E> {
         })
     }
 
-    pub(crate) fn close(&self) -> Reply<()> {
+    /// `KvStore::close`: later operations fail with `ErrorKind::Closed`.
+    pub fn close(&self) -> Reply<()> {
         let (tx, rx) = oneshot::channel();
         let job: Job<E> = Box::new(move |state: &mut Option<State<E>>| {
             let r = match state.take() {
@@ -514,7 +527,7 @@ impl<E: Engine> Core<E> {
     }
 
     /// Writes `raw` as the stored bytes of `(collection, key)`, without an envelope.
-    pub(crate) fn put_raw(&self, collection: &str, key: &str, raw: Vec<u8>) -> Result<()> {
+    pub fn put_raw(&self, collection: &str, key: &str, raw: Vec<u8>) -> Result<()> {
         let k = data_key(collection, key);
         self.call_blocking(Operation::Put, move |s| s.write(vec![(k, Some(raw))]))
     }
@@ -522,7 +535,7 @@ impl<E: Engine> Core<E> {
 
 /// The future of one operation: waits for the worker thread's answer.
 #[must_use = "futures do nothing unless awaited (the operation itself is already queued)"]
-pub(crate) struct Reply<R> {
+pub struct Reply<R> {
     rx: Option<oneshot::Receiver<Result<R>>>,
     store: &'static str,
     op: Operation,
@@ -686,7 +699,7 @@ fn scan_ordered<E: Engine>(
     let mut more = false;
     let mut failure = None;
     s.engine.range(&start, &end, &mut |k, v| {
-        let key = match format::key_of(k, prefix.len()) {
+        let key = match keys::key_of(k, prefix.len()) {
             Ok(key) => key,
             Err(e) => {
                 failure = Some(e);
@@ -741,7 +754,7 @@ fn scan_unordered<E: Engine>(
         if !k.starts_with(prefix) {
             return Ok(true);
         }
-        let key = match format::key_of(k, prefix.len()) {
+        let key = match keys::key_of(k, prefix.len()) {
             Ok(key) => key,
             Err(e) => {
                 failure = Some(e);

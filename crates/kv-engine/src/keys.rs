@@ -53,8 +53,7 @@ pub const DATA_END: &[u8] = &[DATA_TAG + 1];
 /// The common prefix of every engine key of `collection` (already resolved: never empty).
 ///
 /// ```
-/// # use kv_store_unqlite as this;
-/// let p = this::format::collection_prefix("ab");
+/// let p = kv_engine::keys::collection_prefix("ab");
 /// assert_eq!(p, b"\x01\x00\x00\x00\x02ab");
 /// ```
 pub fn collection_prefix(collection: &str) -> Vec<u8> {
@@ -74,9 +73,8 @@ fn push_prefix(out: &mut Vec<u8>, collection: &str) {
 /// The engine key of `(collection, key)`.
 ///
 /// ```
-/// # use kv_store_unqlite as this;
-/// assert_eq!(this::format::data_key("c", "k"), b"\x01\x00\x00\x00\x01ck");
-/// assert_ne!(this::format::data_key("a", "bc"), this::format::data_key("ab", "c"));
+/// assert_eq!(kv_engine::keys::data_key("c", "k"), b"\x01\x00\x00\x00\x01ck");
+/// assert_ne!(kv_engine::keys::data_key("a", "bc"), kv_engine::keys::data_key("ab", "c"));
 /// ```
 pub fn data_key(collection: &str, key: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(5 + collection.len() + key.len());
@@ -88,10 +86,9 @@ pub fn data_key(collection: &str, key: &str) -> Vec<u8> {
 /// The exclusive end of the key range of the collection whose prefix is `prefix`.
 ///
 /// ```
-/// # use kv_store_unqlite as this;
-/// let p = this::format::collection_prefix("c");
-/// let end = this::format::collection_end(&p);
-/// assert!(this::format::data_key("c", "\u{10FFFF}") < end);
+/// let p = kv_engine::keys::collection_prefix("c");
+/// let end = kv_engine::keys::collection_end(&p);
+/// assert!(kv_engine::keys::data_key("c", "\u{10FFFF}") < end);
 /// ```
 pub fn collection_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = Vec::with_capacity(prefix.len() + 1);
@@ -104,10 +101,9 @@ pub fn collection_end(prefix: &[u8]) -> Vec<u8> {
 /// format (or not UTF-8).
 ///
 /// ```
-/// # use kv_store_unqlite as this;
-/// let k = this::format::data_key("users", "alice");
-/// assert_eq!(this::format::split_data_key(&k), Some(("users", "alice")));
-/// assert_eq!(this::format::split_data_key(b"\x00next_version"), None);
+/// let k = kv_engine::keys::data_key("users", "alice");
+/// assert_eq!(kv_engine::keys::split_data_key(&k), Some(("users", "alice")));
+/// assert_eq!(kv_engine::keys::split_data_key(b"\x00next_version"), None);
 /// ```
 pub fn split_data_key(raw: &[u8]) -> Option<(&str, &str)> {
     let rest = raw.strip_prefix(&[DATA_TAG])?;
@@ -119,7 +115,7 @@ pub fn split_data_key(raw: &[u8]) -> Option<(&str, &str)> {
 }
 
 /// The key part of a data key whose collection prefix (of `prefix_len` bytes) is known.
-pub(crate) fn key_of(raw: &[u8], prefix_len: usize) -> Result<&str> {
+pub fn key_of(raw: &[u8], prefix_len: usize) -> Result<&str> {
     let bytes = raw.get(prefix_len..).unwrap_or_default();
     std::str::from_utf8(bytes).map_err(|_| {
         Error::new(
@@ -130,7 +126,7 @@ pub(crate) fn key_of(raw: &[u8], prefix_len: usize) -> Result<&str> {
 }
 
 /// Checks that a collection name can be encoded.
-pub(crate) fn check_collection(collection: &str) -> Result<()> {
+pub fn check_collection(collection: &str) -> Result<()> {
     if u32::try_from(collection.len()).is_err() {
         return Err(Error::new(
             ErrorKind::InvalidKey,
