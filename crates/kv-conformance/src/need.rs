@@ -30,6 +30,11 @@ pub enum Need {
     NoEviction,
     /// The store evicts entries beyond a bound (a cache).
     Eviction,
+    /// The case never writes, so it also runs on read-only stores. Every other case is
+    /// skipped on a store whose capability says `read_only`.
+    ReadOnlySafe,
+    /// The store is read-only (cases about refusing writes).
+    ReadOnly,
     /// The store declares a value size limit small enough to test (at most
     /// [`TESTABLE_VALUE_LIMIT`] bytes).
     ValueLimit,
@@ -58,6 +63,8 @@ impl Need {
             Need::CreatedAt => (cap.created_at, "store does not keep created_at"),
             Need::NoEviction => (!cap.evicts, "store evicts entries (bounded cache)"),
             Need::Eviction => (cap.evicts, "store is not bounded (never evicts)"),
+            Need::ReadOnlySafe => (true, ""),
+            Need::ReadOnly => (cap.read_only, "store is writable"),
             Need::ValueLimit => (
                 cap.max_value_len.is_some_and(|m| m <= TESTABLE_VALUE_LIMIT),
                 "store declares no value size limit, or one above 64 MiB (too large to test)",

@@ -8,7 +8,7 @@ use kv_core::{BoxFuture, DynStore, KvStore, KvStoreExt, Result};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 use crate::need::Hooks;
-use crate::{Case, Fixture};
+use crate::{Case, Fixture, Need};
 
 /// Opens a fresh, isolated store.
 pub type OpenFn = dyn Fn() -> BoxFuture<'static, Result<DynStore>> + Send + Sync;
@@ -156,7 +156,15 @@ fn run_case(
             .await
             .map_err(|e| Failed::from(format!("cannot open the {store_name} store: {e}")))?;
         let cap = store.info().capability;
-        let unmet = case.needs.iter().find_map(|n| n.unmet(&cap, hooks));
+        let writes = !case
+            .needs
+            .iter()
+            .any(|n| matches!(n, Need::ReadOnlySafe | Need::ReadOnly));
+        let unmet = if cap.read_only && writes {
+            Some("store is read-only (the case writes)")
+        } else {
+            case.needs.iter().find_map(|n| n.unmet(&cap, hooks))
+        };
         if let Some(why) = unmet.filter(|_| !force) {
             skipped
                 .lock()

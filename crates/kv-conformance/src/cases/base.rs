@@ -10,10 +10,10 @@ use crate::{CaseResult, Fixture};
 
 pub(super) fn cases() -> Vec<crate::Case> {
     vec![
-        case!("base", store_describes_itself),
-        case!("base", empty_get),
+        case!("base", store_describes_itself, ReadOnlySafe),
+        case!("base", empty_get, ReadOnlySafe),
         case!("base", empty_put),
-        case!("base", empty_ttl),
+        case!("base", empty_ttl, ReadOnlySafe),
         case!("base", put_serialization_errors),
         case!("base", get_put_get, Data),
         case!("base", put_many_get, Data),

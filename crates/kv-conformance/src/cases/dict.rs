@@ -14,7 +14,7 @@ pub(super) fn cases() -> Vec<crate::Case> {
         case!("dict", len_counts_live_entries, Data, Scan),
         case!("dict", contains, Data),
         case!("dict", pop_returns_and_removes, Data),
-        case!("dict", pop_of_missing_key_is_none),
+        case!("dict", pop_of_missing_key_is_none, ReadOnlySafe),
         case!("dict", pop_item_drains_the_collection, Data, Scan),
         case!("dict", update_writes_every_pair, Data),
         case!("dict", equals_a_map, Data, Scan),

@@ -21,8 +21,8 @@ pub(super) fn cases() -> Vec<crate::Case> {
             Data,
             CorruptHook
         ),
-        case!("errors", closed_store_refuses_work),
-        case!("errors", close_twice_is_fine),
+        case!("errors", closed_store_refuses_work, ReadOnlySafe),
+        case!("errors", close_twice_is_fine, ReadOnlySafe),
     ]
 }
 

@@ -26,6 +26,7 @@ mod dict;
 mod errors;
 mod keys;
 mod persistence;
+mod read_only;
 mod scan;
 mod ttl;
 mod typed;
@@ -48,6 +49,7 @@ pub(crate) fn all() -> Vec<crate::Case> {
         typed::cases(),
         errors::cases(),
         persistence::cases(),
+        read_only::cases(),
     ] {
         all.extend(group);
     }

@@ -10,7 +10,7 @@ use crate::{CaseResult, Fixture};
 
 pub(super) fn cases() -> Vec<crate::Case> {
     vec![
-        case!("scan", empty_collection_scans_empty, Scan),
+        case!("scan", empty_collection_scans_empty, Scan, ReadOnlySafe),
         case!("scan", pages_cover_every_key_once, Data, Scan, NoEviction),
         case!("scan", page_size_one, Data, Scan),
         case!("scan", prefix_selects_exactly, Data, Scan),

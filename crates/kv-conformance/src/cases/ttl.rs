@@ -10,7 +10,7 @@ use crate::{CaseResult, Fixture};
 
 pub(super) fn cases() -> Vec<crate::Case> {
     vec![
-        case!("ttl", missing_entry_has_no_ttl),
+        case!("ttl", missing_entry_has_no_ttl, ReadOnlySafe),
         case!("ttl", entry_without_ttl_never_expires, Data),
         case!("ttl", remaining_is_never_above_the_request, Data, Ttl),
         case!("ttl", fractional_seconds_are_kept, Data, Ttl),

@@ -10,7 +10,7 @@ pub(super) fn cases() -> Vec<crate::Case> {
     vec![
         case!("typed", every_codec_round_trips, Data),
         case!("typed", wrong_type_is_a_serialization_error, Data),
-        case!("typed", require_reports_missing_keys),
+        case!("typed", require_reports_missing_keys, ReadOnlySafe),
         case!("typed", collection_helpers, Data, Scan),
     ]
 }
