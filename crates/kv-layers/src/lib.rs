@@ -43,6 +43,11 @@
 //! | [`prefix_collections`] | a namespace prefix on every collection |
 //! | [`single_collection`] | every collection stored in one backing collection |
 //! | [`read_only`] | rejects (or ignores) every write |
+//! | [`default_value`] | a default value returned for misses |
+//! | [`limit_size`] | rejects values above (or below) a size |
+//! | [`statistics`] | hit, miss, put, delete and error counters per collection |
+//! | [`timeout`] | a deadline per operation |
+//! | [`retry`] | exponential backoff with jitter on temporary errors |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -52,10 +57,15 @@ mod forward;
 mod testutil;
 mod util;
 
+pub mod default_value;
+pub mod limit_size;
 pub mod prefix_collections;
 pub mod prefix_keys;
 pub mod read_only;
+pub mod retry;
 pub mod single_collection;
+pub mod statistics;
+pub mod timeout;
 pub mod ttl_clamp;
 
 use kv_core::{KvStore, Layer};
