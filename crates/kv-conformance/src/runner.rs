@@ -20,6 +20,8 @@ pub type ReopenFn = dyn Fn(DynStore) -> BoxFuture<'static, Result<DynStore>> + S
 
 pub(crate) struct Harness {
     pub(crate) open: Box<OpenFn>,
+    /// Why every case is skipped: the test service is missing.
+    pub(crate) missing_service: Option<String>,
     pub(crate) corrupt: Option<Box<CorruptFn>>,
     pub(crate) reopen: Option<Box<ReopenFn>>,
 }
@@ -58,6 +60,7 @@ impl Suite {
             name: name.into(),
             harness: Harness {
                 open: Box::new(move || Box::pin(open())),
+                missing_service: None,
                 corrupt: None,
                 reopen: None,
             },
@@ -85,8 +88,44 @@ impl Suite {
         self
     }
 
+    /// Declares that the store under test needs a server whose URL is in the environment
+    /// variable `var` (e.g. `KV_TEST_REDIS_URL`, exported by `cargo xtask services up`).
+    ///
+    /// When it is unset, every case is reported as skipped with the reason (naming the
+    /// variable and `hint`, the command that starts the service); under `CI=true` the run fails
+    /// instead, so a missing service can never pass unseen. Read the URL with
+    /// [`service_url`](crate::service_url) in `open`.
+    ///
+    /// ```no_run
+    /// use kv_conformance::{Suite, service_url};
+    /// # fn connect(url: &str) -> kv_core::Result<kv_core::DynStore> { unimplemented!() }
+    ///
+    /// fn main() {
+    ///     Suite::new("redis", || async { connect(&service_url("KV_TEST_REDIS_URL").unwrap()) })
+    ///         .needs_service("KV_TEST_REDIS_URL", "cargo xtask services up redis")
+    ///         .run();
+    /// }
+    /// ```
+    pub fn needs_service(mut self, var: &str, hint: &str) -> Self {
+        if crate::service_url(var).is_none() {
+            self.harness.missing_service = Some(format!(
+                "service missing: {var} is not set (start it: {hint})"
+            ));
+        }
+        self
+    }
+
     /// Runs the suite with the process's test arguments and exits with the test status.
     pub fn run(self) -> ! {
+        if let Some(why) = &self.harness.missing_service
+            && strict()
+        {
+            eprintln!(
+                "conformance[{}]: FAILED: {why}; under CI=true every service must be present",
+                self.name
+            );
+            std::process::exit(1);
+        }
         let mut args = Arguments::from_args();
         // Cases are skipped at run time (the store's capabilities are only known once it is
         // open), so libtest's own `--ignored` would select nothing. Here it means: run the
@@ -151,6 +190,13 @@ fn run_case(
         .enable_all()
         .build()
         .map_err(|e| Failed::from(format!("cannot start a tokio runtime: {e}")))?;
+    if let Some(why) = &harness.missing_service {
+        skipped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((case.name.to_owned(), why.clone()));
+        return Ok(Completion::ignored_with(why.clone()));
+    }
     rt.block_on(async move {
         let store = (harness.open)()
             .await
@@ -189,4 +235,9 @@ fn run_case(
             Ok(Ok(())) => Ok(Completion::Completed),
         }
     })
+}
+
+/// True under `CI=true` (or `CI=1`): what would be skipped locally fails there.
+fn strict() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
