@@ -48,6 +48,8 @@
 //! | [`statistics`] | hit, miss, put, delete and error counters per collection |
 //! | [`timeout`] | a deadline per operation |
 //! | [`retry`] | exponential backoff with jitter on temporary errors |
+//! | [`fallback`] | a secondary store when the primary fails |
+//! | [`routing`] | collections routed to different stores |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -58,11 +60,13 @@ mod testutil;
 mod util;
 
 pub mod default_value;
+pub mod fallback;
 pub mod limit_size;
 pub mod prefix_collections;
 pub mod prefix_keys;
 pub mod read_only;
 pub mod retry;
+pub mod routing;
 pub mod single_collection;
 pub mod statistics;
 pub mod timeout;

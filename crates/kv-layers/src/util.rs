@@ -121,7 +121,6 @@ pub(crate) async fn has_prefix<S: KvStore + ?Sized>(
 
 /// What two stores can both do: the capability of a layer that may send an operation to
 /// either.
-#[allow(dead_code)] // used by the fallback and routing layers
 pub(crate) fn intersect(a: Capability, b: Capability) -> Capability {
     fn min_opt<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
         match (a, b) {
