@@ -1,0 +1,1 @@
+//! The memcached store for kv (being written).

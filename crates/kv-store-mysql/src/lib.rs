@@ -1,0 +1,1 @@
+//! The mysql store for kv (being written).

@@ -1,0 +1,1 @@
+//! The nats store for kv (being written).

@@ -1,0 +1,1 @@
+//! The postgres store for kv (being written).

@@ -1,0 +1,1 @@
+//! The redis store for kv (being written).
