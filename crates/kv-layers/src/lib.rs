@@ -1,7 +1,7 @@
 //! Tower-style layers for [kv](https://docs.rs/kv) stores.
 //!
 //! A layer wraps any [`KvStore`] into another `KvStore` that changes one thing: it clamps
-//! TTLs, prefixes keys, rejects writes, counts hits, retries, encrypts, ... Each module holds
+//! TTLs, prefixes keys, rejects writes, counts hits, retries, ... Each module holds
 //! one layer: its configuration `XLayer` (a [`Layer`]) and the wrapped store `X<S>`.
 //!
 //! Layers compose statically, with [`StoreLayerExt::with`]: the stack below is one concrete

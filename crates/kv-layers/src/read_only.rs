@@ -134,6 +134,7 @@ impl<S: KvStore> Layer<S> for ReadOnlyLayer {
             inner,
             ignore: self.ignore,
             switch: self.switch.clone(),
+            closed: Arc::new(AtomicBool::new(false)),
             info,
         }
     }
@@ -145,6 +146,9 @@ pub struct ReadOnly<S> {
     inner: S,
     ignore: bool,
     switch: Option<ReadOnlySwitch>,
+    /// Set by `close` (on any clone): writes then fail with `Closed`, like the store's own
+    /// operations, rather than `ReadOnly`.
+    closed: Arc<AtomicBool>,
     info: StoreInfo,
 }
 
@@ -170,6 +174,10 @@ impl<S> ReadOnly<S> {
     }
 
     fn gate(&self, op: Operation, collection: Option<&str>, key: Option<&str>) -> Result<Gate> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Closed, "the store was closed")
+                .with_context(LAYER, op, collection, key));
+        }
         if self.switch.as_ref().is_some_and(|s| !s.is_on()) {
             return Ok(Gate::Pass);
         }
@@ -254,7 +262,12 @@ impl<S: KvStore> KvStore for ReadOnly<S> {
         }
     }
 
-    forward!(inner; get_opts, get_many_opts, ttl_opts, scan_opts, collections_opts, close);
+    async fn close(&self) -> Result<()> {
+        self.closed.store(true, Ordering::Release);
+        self.inner.close().await
+    }
+
+    forward!(inner; get_opts, get_many_opts, ttl_opts, scan_opts, collections_opts);
 }
 
 #[cfg(test)]
@@ -320,5 +333,15 @@ mod tests {
         assert_eq!(s.get::<i32>("c", "k").await.unwrap(), Some(3));
         switch.set(true);
         assert!(s.delete("c", "k").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn writes_after_close_report_closed() {
+        let s = seeded().await.with(ReadOnlyLayer::new().ignore_writes());
+        s.clone().close().await.unwrap();
+        assert_eq!(
+            s.put("c", "k", &2).await.unwrap_err().kind(),
+            ErrorKind::Closed
+        );
     }
 }
