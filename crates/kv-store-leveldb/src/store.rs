@@ -195,6 +195,14 @@ impl Ldb {
         }
         let opts = Options {
             create_if_missing: true,
+            // rusty-leveldb 4.0 reopens the last write-ahead log and the MANIFEST for
+            // appending, after whatever tail the killed process left: a torn last record stays
+            // in the file, and its reader stops at the first bad record on the next open, so
+            // every record appended after it — acknowledged writes, version edits — would be
+            // lost then. Without reuse, opening replays the old log into a table and starts a
+            // new log and a new MANIFEST: a torn record can only ever be the last one.
+            reuse_logs: false,
+            reuse_manifest: false,
             ..Options::default()
         };
         let db = DB::open(&dir, opts).map_err(|e| match e.code {
@@ -245,10 +253,23 @@ impl Ldb {
 impl Engine for Ldb {
     const ORDERED: bool = true;
 
+    /// A point read through the iterator, not `DB::get`/`DB::get_at`: rusty-leveldb 4.0.2's
+    /// table lookup (`Version::get`) takes the first entry at or after the key in each table
+    /// and, if that entry is a deletion marker, reports the key as deleted without checking
+    /// that the marker is for the same key. So a key in an older table reads as absent
+    /// whenever a newer table holds a deletion of the next key and that table's bloom filter
+    /// gives a false positive (upstream issue dermesser/leveldb-rs#58). The iterator merges
+    /// the memtables and tables with the right precedence and skips deletion markers per key.
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let snapshot = self.db.get_snapshot();
-        let v = self.db.get_at(&snapshot, key).map_err(ldb_err)?;
-        Ok(v.map(|b| b.to_vec()))
+        let mut it = self.db.new_iter().map_err(ldb_err)?;
+        it.seek(key);
+        if !it.valid() {
+            return Ok(None);
+        }
+        Ok(match it.current() {
+            Some((k, v)) if k.as_ref() == key => Some(v.to_vec()),
+            _ => None,
+        })
     }
 
     fn write(&mut self, batch: Vec<WriteOp>) -> Result<()> {
