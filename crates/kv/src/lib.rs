@@ -7,6 +7,18 @@ mod open;
 pub use kv_core::*;
 pub use open::{open, schemes};
 
+/// Tower-style layers (TTL clamp, key and collection prefixes, read-only, retry, timeout,
+/// fallback, routing, statistics, ...): `store.with(layer)` composes them statically, and they
+/// work on the dyn [`Store`] too.
+///
+/// ```
+/// use kv::layers::{StoreLayerExt, prefix_keys::PrefixKeysLayer};
+///
+/// let store = kv::memory::MemoryStore::new().with(PrefixKeysLayer::new("app"));
+/// # let _ = store;
+/// ```
+pub use kv_layers as layers;
+
 /// The handle returned by [`open`]: any store behind dynamic dispatch. Cheap to clone.
 pub type Store = kv_core::DynStore;
 
