@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod blocking;
+pub mod fs;
 pub mod keys;
 mod worker;
 

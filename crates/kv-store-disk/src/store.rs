@@ -26,6 +26,8 @@ use crate::format::{
     VERSION_BLOCK,
 };
 
+use kv_engine::blocking::run_blocking;
+
 const STORE: &str = crate::SCHEME;
 
 /// With [`Durability::None`] a commit is a few microseconds of memory work, so a small write
@@ -1206,33 +1208,7 @@ where
 {
     match step {
         Step::Done(r) => r,
-        Step::Blocking(f) => run_blocking(op, f).await,
-    }
-}
-
-/// Runs `f` on tokio's blocking pool, or on this thread outside a tokio runtime (so the store
-/// also works under other executors).
-async fn run_blocking<T, F>(op: Operation, f: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T> + Send + 'static,
-{
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return f();
-    };
-    match runtime.spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => {
-            let err = if e.is_panic() {
-                Error::new(ErrorKind::Backend, "the operation panicked")
-            } else {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    "the operation was cancelled (the runtime is shutting down)",
-                )
-            };
-            Err(err.with_store(STORE).with_operation(op))
-        }
+        Step::Blocking(f) => run_blocking(STORE, op, f).await,
     }
 }
 
@@ -1398,7 +1374,9 @@ impl KvStore for DiskStore {
             .take();
         async move {
             match taken {
-                Some(open) => run_blocking(Operation::Close, move || close_database(open)).await,
+                Some(open) => {
+                    run_blocking(STORE, Operation::Close, move || close_database(open)).await
+                }
                 None => Ok(()),
             }
         }

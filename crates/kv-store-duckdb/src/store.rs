@@ -19,6 +19,8 @@ use kv_core::{
 use crate::config::{DuckDbConfig, DuckDbStoreBuilder, Location};
 use crate::format::{self, ENTRY_COLUMNS, Row};
 
+use kv_engine::blocking::run_blocking;
+
 const STORE: &str = crate::SCHEME;
 
 /// Rows per multi-row `INSERT` and keys per `IN (...)` list: batches larger than this are
@@ -257,7 +259,7 @@ impl DuckDbStore {
         let store = self.clone();
         let collection = store.inner.info.resolve(collection).to_owned();
         let key = key.map(str::to_owned);
-        run_blocking(op, move || {
+        run_blocking(STORE, op, move || {
             let mut guard = store.lock_state();
             let result = match guard.as_mut() {
                 Some(open) => body(&store.inner, &mut open.conn, &collection),
@@ -927,32 +929,6 @@ fn close_open(open: Open) -> Result<()> {
 
 // ----- running -----
 
-/// Runs `f` on tokio's blocking pool, or on this thread outside a tokio runtime (so the store
-/// also works under other executors).
-async fn run_blocking<T, F>(op: Operation, f: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T> + Send + 'static,
-{
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return f();
-    };
-    match runtime.spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => {
-            let err = if e.is_panic() {
-                Error::new(ErrorKind::Backend, "the operation panicked")
-            } else {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    "the operation was cancelled (the runtime is shutting down)",
-                )
-            };
-            Err(err.with_store(STORE).with_operation(op))
-        }
-    }
-}
-
 /// An error known before any work: returned as a ready future of the same type as `run`'s.
 async fn fail<T>(e: Error) -> Result<T> {
     Err(e)
@@ -1154,7 +1130,7 @@ impl KvStore for DuckDbStore {
         _: CollectionsOptions,
     ) -> impl Future<Output = Result<Vec<String>>> + Send {
         let store = self.clone();
-        run_blocking(Operation::Collections, move || {
+        run_blocking(STORE, Operation::Collections, move || {
             let guard = store.lock_state();
             match guard.as_ref() {
                 Some(open) => collections_in(&store.inner, &open.conn),
@@ -1174,7 +1150,7 @@ impl KvStore for DuckDbStore {
 
     fn destroy_opts(&self, _: DestroyOptions) -> impl Future<Output = Result<()>> + Send {
         let store = self.clone();
-        run_blocking(Operation::Destroy, move || {
+        run_blocking(STORE, Operation::Destroy, move || {
             let guard = store.lock_state();
             match guard.as_ref() {
                 Some(open) => open
@@ -1190,7 +1166,7 @@ impl KvStore for DuckDbStore {
 
     fn cull_opts(&self, _: CullOptions) -> impl Future<Output = Result<u64>> + Send {
         let store = self.clone();
-        run_blocking(Operation::Cull, move || {
+        run_blocking(STORE, Operation::Cull, move || {
             let guard = store.lock_state();
             let now = micros(Timestamp::now());
             match guard.as_ref() {
@@ -1209,7 +1185,7 @@ impl KvStore for DuckDbStore {
         // Later operations fail with `Closed` from this call on; the database is closed once
         // the operation running now (if any) has finished.
         let store = self.clone();
-        run_blocking(Operation::Close, move || {
+        run_blocking(STORE, Operation::Close, move || {
             let taken = store.lock_state().take();
             match taken {
                 Some(open) => close_open(open)

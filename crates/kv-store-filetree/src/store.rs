@@ -24,6 +24,8 @@ use crate::format::{
     VERSION_BLOCK,
 };
 
+use kv_engine::blocking::run_blocking;
+
 const STORE: &str = crate::SCHEME;
 
 /// A key-value store in a directory tree: `<root>/<collection>/<key>.json`, one human-readable
@@ -229,7 +231,7 @@ impl FileTreeStore {
         async move {
             let ctx = |e: Error| e.with_context(STORE, op, collection.as_deref(), key.as_deref());
             let open = open.ok_or_else(|| closed(op))?;
-            run_blocking(op, move || {
+            run_blocking(STORE, op, move || {
                 let mut w = open.writer.lock().unwrap_or_else(PoisonError::into_inner);
                 w.lock
                     .lock()
@@ -871,31 +873,6 @@ impl Inner {
             sync_dir(&self.root)?;
         }
         Ok(n)
-    }
-}
-
-/// Runs `f` on tokio's blocking pool, or on this thread outside a tokio runtime.
-async fn run_blocking<T, F>(op: Operation, f: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T> + Send + 'static,
-{
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return f();
-    };
-    match runtime.spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => {
-            let err = if e.is_panic() {
-                Error::new(ErrorKind::Backend, "the operation panicked")
-            } else {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    "the operation was cancelled (the runtime is shutting down)",
-                )
-            };
-            Err(err.with_store(STORE).with_operation(op))
-        }
     }
 }
 

@@ -20,6 +20,8 @@ use kv_core::{
 use crate::config::{Durability, JsonFileConfig, JsonFileStoreBuilder};
 use crate::format::{self, Data, Item, Slot, Value};
 
+use kv_engine::blocking::run_blocking;
+
 const STORE: &str = crate::SCHEME;
 
 /// A key-value store in **one human-readable JSON file** (spoonbill's JSON store): the whole
@@ -284,7 +286,7 @@ impl JsonFileStore {
                 Ok(out)
             };
             match durability {
-                Durability::Immediate => run_blocking(op, work).await.map_err(ctx),
+                Durability::Immediate => run_blocking(STORE, op, work).await.map_err(ctx),
                 Durability::OnClose => work().map_err(ctx),
             }
         }
@@ -472,31 +474,6 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io_msg(e, "cannot sync directory", dir))
-}
-
-/// Runs `f` on tokio's blocking pool, or on this thread outside a tokio runtime.
-async fn run_blocking<T, F>(op: Operation, f: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T> + Send + 'static,
-{
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return f();
-    };
-    match runtime.spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => {
-            let err = if e.is_panic() {
-                Error::new(ErrorKind::Backend, "the operation panicked")
-            } else {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    "the operation was cancelled (the runtime is shutting down)",
-                )
-            };
-            Err(err.with_store(STORE).with_operation(op))
-        }
-    }
 }
 
 // ----- operations on the data -----
@@ -833,7 +810,7 @@ impl KvStore for JsonFileStore {
             match taken {
                 // Writes what `OnClose` left in memory; the lock is released when the last
                 // operation still running lets go of the file.
-                Some(open) => run_blocking(Operation::Close, move || open.flush()).await,
+                Some(open) => run_blocking(STORE, Operation::Close, move || open.flush()).await,
                 None => Ok(()),
             }
         }

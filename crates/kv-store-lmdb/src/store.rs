@@ -22,6 +22,8 @@ use kv_core::{
 use crate::config::{LmdbConfig, LmdbStoreBuilder};
 use crate::format::{self, FORMAT_VERSION, META_FORMAT, META_NEXT_VERSION};
 
+use kv_engine::blocking::run_blocking;
+
 const STORE: &str = crate::SCHEME;
 
 /// Map sizes are kept multiples of this (a multiple of every system page size).
@@ -450,7 +452,7 @@ impl LmdbStore {
         let shared = self.open_shared(op);
         let collection = collection.map(str::to_owned);
         let key = key.map(str::to_owned);
-        run_blocking(op, move || {
+        run_blocking(STORE, op, move || {
             let result = shared.and_then(|s| body(&s));
             result.map_err(|e| e.with_context(STORE, op, collection.as_deref(), key.as_deref()))
         })
@@ -901,32 +903,6 @@ fn collection_keys(s: &Shared, txn: &RoTxn<'_>, collection: &str) -> Result<(Vec
 
 // ----- running blocking work -----
 
-/// Runs `f` on tokio's blocking pool, or on this thread outside a tokio runtime (so the store
-/// also works under other executors and through [`LmdbStore::sync`]).
-async fn run_blocking<T, F>(op: Operation, f: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T> + Send + 'static,
-{
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return f();
-    };
-    match runtime.spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => {
-            let err = if e.is_panic() {
-                Error::new(ErrorKind::Backend, "the operation panicked")
-            } else {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    "the operation was cancelled (the runtime is shutting down)",
-                )
-            };
-            Err(err.with_store(STORE).with_operation(op))
-        }
-    }
-}
-
 impl KvStore for LmdbStore {
     fn info(&self) -> &StoreInfo {
         &self.inner.info
@@ -1228,7 +1204,7 @@ impl KvStore for LmdbStore {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        run_blocking(Operation::Close, move || {
+        run_blocking(STORE, Operation::Close, move || {
             if let Some(shared) = taken {
                 // Dropped under the registry lock, so that a concurrent open of the same
                 // directory either reuses this environment or finds it closed.

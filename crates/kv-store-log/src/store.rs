@@ -1221,24 +1221,10 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T> + Send + 'static,
 {
-    let runtime = match tokio::runtime::Handle::try_current() {
-        Ok(r) if offload => r,
-        _ => return f(),
-    };
-    match runtime.spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => {
-            let err = if e.is_panic() {
-                Error::new(ErrorKind::Backend, "the operation panicked")
-            } else {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    "the operation was cancelled (the runtime is shutting down)",
-                )
-            };
-            Err(err.with_store(STORE).with_operation(op))
-        }
+    if !offload {
+        return f();
     }
+    kv_engine::blocking::run_blocking(STORE, op, f).await
 }
 
 impl LogStore {

@@ -27,6 +27,8 @@ use crate::format::{
     META_FORMAT_KEY, META_NEXT_VERSION_KEY, STORE_META_TABLE, VERSION_BLOCK,
 };
 
+use kv_engine::blocking::run_blocking;
+
 const STORE: &str = crate::SCHEME;
 
 type ReadTable = ReadOnlyTable<&'static str, &'static [u8]>;
@@ -1044,31 +1046,6 @@ fn check_mode(mode: &PutMode) -> Result<()> {
 
 // ----- running writes -----
 
-/// Runs `f` on tokio's blocking pool, or on this thread outside a tokio runtime.
-async fn run_blocking<T, F>(op: Operation, f: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T> + Send + 'static,
-{
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return f();
-    };
-    match runtime.spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => {
-            let err = if e.is_panic() {
-                Error::new(ErrorKind::Backend, "the operation panicked")
-            } else {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    "the operation was cancelled (the runtime is shutting down)",
-                )
-            };
-            Err(err.with_store(STORE).with_operation(op))
-        }
-    }
-}
-
 impl KvStore for MultiDiskStore {
     fn info(&self) -> &StoreInfo {
         &self.inner.info
@@ -1110,7 +1087,7 @@ impl KvStore for MultiDiskStore {
             let expires_at = checked.map_err(|e| {
                 e.with_context(STORE, op, Some(inner.info.resolve(&collection)), Some(&key))
             })?;
-            run_blocking(op, move || {
+            run_blocking(STORE, op, move || {
                 inner.put(&collection, &key, &value, &opts.mode, now, expires_at)
             })
             .await
@@ -1136,7 +1113,7 @@ impl KvStore for MultiDiskStore {
             let expires_at = checked.map_err(|e| {
                 e.with_context(STORE, op, Some(inner.info.resolve(&collection)), None)
             })?;
-            run_blocking(op, move || {
+            run_blocking(STORE, op, move || {
                 let refs: Vec<(&str, &[u8])> =
                     entries.iter().map(|(k, v)| (k.as_str(), &v[..])).collect();
                 inner.put_many(&collection, &refs, now, expires_at)
@@ -1155,7 +1132,7 @@ impl KvStore for MultiDiskStore {
         let collection = collection.to_owned();
         let key = key.to_owned();
         async move {
-            run_blocking(Operation::Delete, move || {
+            run_blocking(STORE, Operation::Delete, move || {
                 inner.delete(Operation::Delete, &collection, &[key.as_str()])
             })
             .await
@@ -1172,7 +1149,7 @@ impl KvStore for MultiDiskStore {
         let inner = self.inner.clone();
         let collection = collection.to_owned();
         let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
-        run_blocking(Operation::DeleteMany, move || {
+        run_blocking(STORE, Operation::DeleteMany, move || {
             let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
             inner.delete(Operation::DeleteMany, &collection, &refs)
         })
@@ -1209,21 +1186,21 @@ impl KvStore for MultiDiskStore {
     ) -> impl Future<Output = Result<u64>> + Send {
         let inner = self.inner.clone();
         let collection = collection.to_owned();
-        run_blocking(Operation::Clear, move || inner.clear(&collection))
+        run_blocking(STORE, Operation::Clear, move || inner.clear(&collection))
     }
 
     fn destroy_opts(&self, _: DestroyOptions) -> impl Future<Output = Result<()>> + Send {
         let inner = self.inner.clone();
-        run_blocking(Operation::Destroy, move || inner.destroy())
+        run_blocking(STORE, Operation::Destroy, move || inner.destroy())
     }
 
     fn cull_opts(&self, _: CullOptions) -> impl Future<Output = Result<u64>> + Send {
         let inner = self.inner.clone();
-        run_blocking(Operation::Cull, move || inner.cull())
+        run_blocking(STORE, Operation::Cull, move || inner.cull())
     }
 
     fn close(&self) -> impl Future<Output = Result<()>> + Send {
         let inner = self.inner.clone();
-        run_blocking(Operation::Close, move || inner.close())
+        run_blocking(STORE, Operation::Close, move || inner.close())
     }
 }

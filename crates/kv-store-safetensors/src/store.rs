@@ -1001,23 +1001,7 @@ impl SafetensorsStore {
             if !blocking {
                 return f(&this);
             }
-            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-                return f(&this);
-            };
-            match runtime.spawn_blocking(move || f(&this)).await {
-                Ok(r) => r,
-                Err(e) => {
-                    let err = if e.is_panic() {
-                        Error::new(ErrorKind::Backend, "the operation panicked")
-                    } else {
-                        Error::new(
-                            ErrorKind::Unavailable,
-                            "the operation was cancelled (the runtime is shutting down)",
-                        )
-                    };
-                    Err(err.with_store(STORE).with_operation(op))
-                }
-            }
+            kv_engine::blocking::run_blocking(STORE, op, move || f(&this)).await
         }
     }
 }

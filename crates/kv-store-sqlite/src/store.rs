@@ -18,6 +18,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Row, ToSql, TransactionBehavior
 use crate::config::{SqliteConfig, SqliteStoreBuilder};
 use crate::format::{self, FORMAT_VERSION};
 
+use kv_engine::blocking::run_blocking;
+
 const STORE: &str = crate::SCHEME;
 
 /// A key-value store in one SQLite database file. Cloning is cheap and shares the connection.
@@ -239,7 +241,7 @@ impl SqliteStore {
         let inner = self.inner.clone();
         let collection = collection.map(str::to_owned);
         let key = key.map(str::to_owned);
-        run_blocking(op, move || {
+        run_blocking(STORE, op, move || {
             let mut guard = inner.lock();
             let result = match guard.as_mut() {
                 Some(conn) => body(conn),
@@ -678,32 +680,6 @@ fn scan_in(
 
 // ----- running blocking work -----
 
-/// Runs `f` on tokio's blocking pool, or on this thread outside a tokio runtime (so the store
-/// also works under other executors and through [`SqliteStore::sync`]).
-async fn run_blocking<T, F>(op: Operation, f: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T> + Send + 'static,
-{
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return f();
-    };
-    match runtime.spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => {
-            let err = if e.is_panic() {
-                Error::new(ErrorKind::Backend, "the operation panicked")
-            } else {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    "the operation was cancelled (the runtime is shutting down)",
-                )
-            };
-            Err(err.with_store(STORE).with_operation(op))
-        }
-    }
-}
-
 impl KvStore for SqliteStore {
     fn info(&self) -> &StoreInfo {
         &self.inner.info
@@ -989,7 +965,7 @@ impl KvStore for SqliteStore {
         // Later operations fail with `Closed`; the connection is closed once the operation
         // running now (if any) has released it.
         let inner = self.inner.clone();
-        run_blocking(Operation::Close, move || {
+        run_blocking(STORE, Operation::Close, move || {
             let taken = inner.lock().take();
             match taken {
                 Some(conn) => conn.close().map_err(|(_, e)| {
