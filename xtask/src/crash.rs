@@ -117,17 +117,17 @@ pub fn main(args: &[String]) -> Result<(), String> {
         .map(PathBuf::from)
         .map(|t| if t.is_absolute() { t } else { root.join(t) })
         .unwrap_or_else(|| root.join("target"));
-    crate::run(
-        "build writer",
-        crate::cargo().current_dir(&root).args([
-            "build",
-            "-p",
-            "kv-tests",
-            "--bin",
-            "kv-crash-writer",
-        ]),
-    )?;
+    // The writer gets every store this machine can build (RocksDB, UnQLite, DuckDB where
+    // their system libraries are installed).
+    let plan = crate::sysdeps::Plan::detect();
+    let mut build = crate::cargo();
+    build
+        .current_dir(&root)
+        .args(["build", "-p", "kv-tests", "--bin", "kv-crash-writer"]);
+    plan.apply_to_package(&mut build, "kv-tests");
+    crate::run("build writer", &mut build)?;
     let ctx = Ctx {
+        env: plan.env.clone(),
         writer: target.join("debug").join("kv-crash-writer"),
         base: target.join("crash"),
         keep: o.keep,
@@ -174,9 +174,20 @@ fn url_template(store: &str) -> Result<&'static str, String> {
 }
 
 struct Ctx {
+    /// Environment the writer needs (e.g. LD_LIBRARY_PATH for libduckdb).
+    env: Vec<(String, String)>,
     writer: PathBuf,
     base: PathBuf,
     keep: bool,
+}
+
+impl Ctx {
+    /// A command running the writer with its environment.
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.writer);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
 }
 
 /// The totals of one store.
@@ -257,7 +268,8 @@ fn write_and_kill(
     let err_path = log.with_extension("stderr");
     let stdout = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     let stderr = File::create(&err_path).map_err(|e| format!("{}: {e}", err_path.display()))?;
-    let mut child = Command::new(&ctx.writer)
+    let mut child = ctx
+        .command()
         .args(["write", url, "--seed", &seed.to_string()])
         .stdin(Stdio::null())
         .stdout(stdout)
@@ -303,7 +315,7 @@ fn write_and_kill(
 
 /// Runs `verify`; returns its JSON line and whether it passed.
 fn verify(ctx: &Ctx, url: &str, logs: &[&Path], state_out: Option<&Path>) -> (String, bool) {
-    let mut cmd = Command::new(&ctx.writer);
+    let mut cmd = ctx.command();
     cmd.args(["verify", url]);
     for l in logs {
         cmd.arg("--log").arg(l);
@@ -550,7 +562,8 @@ fn self_test(ctx: &Ctx, store: &str, seed: u64) -> Result<(), String> {
             "self-test: the untouched store does not verify: {json}"
         ));
     }
-    let out = Command::new(&ctx.writer)
+    let out = ctx
+        .command()
         .args(["tamper", &url, "--log"])
         .arg(&log)
         .output()

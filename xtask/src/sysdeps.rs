@@ -109,6 +109,22 @@ impl Plan {
         }
     }
 
+    /// Applies the environment and turns on the features of `package` for the available
+    /// stores, for a command that selects one package (`cargo build -p ...`).
+    pub fn apply_to_package(&self, cmd: &mut Command, package: &str) {
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let features: Vec<String> = self
+            .available
+            .iter()
+            .map(|d| format!("{package}/{}", d.feature))
+            .collect();
+        if !features.is_empty() {
+            cmd.args(["--features", &features.join(",")]);
+        }
+    }
+
     /// Says what is skipped; under CI a skip is an error.
     pub fn report(&self) -> Result<(), String> {
         for dep in &self.missing {
