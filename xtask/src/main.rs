@@ -6,6 +6,7 @@
 //! cargo xtask ci       what CI runs: lint, then test, strictly (CI=true)
 //! cargo xtask bench    the criterion benchmarks (BENCHMARKS.md records their results)
 //! cargo xtask crash    SIGKILL crash test of a durable store (RELIABILITY.md)
+//! cargo xtask services install | up | down | status | env   the test servers (services.rs)
 //! ```
 //!
 //! Under `CI=true` a conformance case skipped because a *service* is missing fails the run
@@ -20,11 +21,14 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
-        Some("ci") => lint().and_then(|()| test(&args[1..])),
+        Some("ci") => lint()
+            .and_then(|()| services::prepare_ci())
+            .and_then(|()| test(&args[1..])),
         Some("bench") => bench(&args[1..]),
         Some("bench-report") => bench_report::update("target/criterion", "BENCHMARKS.md"),
         Some("crash") => crash::main(&args[1..]),
         Some("install") => sysdeps::install(),
+        Some("services") => services::main(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print_help();
             Ok(())
@@ -48,7 +52,8 @@ fn print_help() {
          commands:\n  \
          test [ARGS]   run every test of the workspace (ARGS go to the test binaries)\n  \
          lint          cargo fmt --check + cargo clippy --all-targets -- -D warnings\n  \
-         ci            lint, then test (what .ci/run calls; strict under CI=true)\n  \
+         ci            lint, then test (strict under CI=true, where it first runs\n                \
+         `services install` and `services up`)\n  \
          install       install the system libraries of the rocksdb, unqlite and duckdb\n                \
          stores (apt-get; libduckdb from the npm registry)\n  \
          bench [ARGS]  run the criterion benchmarks (ARGS go to criterion), then\n                \
@@ -56,7 +61,11 @@ fn print_help() {
          bench-report  only rewrite BENCHMARKS.md from the last results in target/criterion\n  \
          crash STORE|all [--rounds N] [--seed S] [--keep]\n                \
          kill a writer with SIGKILL at random moments, reopen, check every\n                \
-         acknowledged write (RELIABILITY.md); --self-test [STORE] checks the checker\n"
+         acknowledged write (RELIABILITY.md); --self-test [STORE] checks the checker\n  \
+         services install | up [NAMES] | down [NAMES] | status | env\n                \
+         the real servers the server-store tests use, as local processes on\n                \
+         127.0.0.1 (`cargo xtask services help` lists them, ports, variables);\n                \
+         `test` passes the variables of the running ones (target/services/env)\n"
     );
 }
 
@@ -100,6 +109,7 @@ fn test(extra: &[String]) -> Result<(), String> {
         "xtask",
     ]);
     plan.apply(&mut cmd, FACADE_USERS);
+    cmd.envs(services::test_env());
     if !extra.is_empty() {
         cmd.arg("--").args(extra);
     }
@@ -139,4 +149,5 @@ fn bench(extra: &[String]) -> Result<(), String> {
 
 mod bench_report;
 mod crash;
+mod services;
 mod sysdeps;
