@@ -13,30 +13,7 @@ use std::path::{Path, PathBuf};
 
 use kv_core::{Error, ErrorKind};
 
-/// An exclusive, advisory lock on a file (`flock`-style, [`File::try_lock`]), held until the
-/// `LockFile` is dropped.
-///
-/// The lock is per open file description: a second `LockFile` on the same path fails both in
-/// another process and in this one, so two open stores never share a file.
-///
-/// # Example
-///
-/// ```
-/// use kv_engine::fs::{LockError, LockFile};
-///
-/// let dir = tempfile::tempdir().unwrap();
-/// let path = dir.path().join("data.lock");
-/// let lock = LockFile::acquire(&path).unwrap();
-/// assert!(matches!(LockFile::acquire(&path), Err(LockError::Locked)));
-/// drop(lock);
-/// assert!(LockFile::acquire(&path).is_ok());
-/// ```
-#[derive(Debug)]
-pub struct LockFile {
-    file: File,
-}
-
-/// Why [`LockFile::acquire`] failed.
+/// Why [`lock_file`] failed.
 #[derive(Debug)]
 pub enum LockError {
     /// Another handle (of this or another process) holds the lock.
@@ -66,48 +43,42 @@ impl std::error::Error for LockError {
     }
 }
 
-impl LockFile {
-    /// Opens `path` (creating it, never truncating it) and takes an exclusive lock on it
-    /// without waiting.
-    ///
-    /// # Errors
-    ///
-    /// [`LockError::Locked`] if the lock is held, [`LockError::Open`] or [`LockError::Lock`]
-    /// on I/O errors.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// let dir = tempfile::tempdir().unwrap();
-    /// let lock = kv_engine::fs::LockFile::acquire(dir.path().join("x.lock")).unwrap();
-    /// assert!(lock.file().metadata().unwrap().is_file());
-    /// ```
-    pub fn acquire(path: impl AsRef<Path>) -> Result<LockFile, LockError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path.as_ref())
-            .map_err(LockError::Open)?;
-        match file.try_lock() {
-            Ok(()) => Ok(LockFile { file }),
-            Err(TryLockError::WouldBlock) => Err(LockError::Locked),
-            Err(TryLockError::Error(e)) => Err(LockError::Lock(e)),
-        }
-    }
-
-    /// The locked file.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// let dir = tempfile::tempdir().unwrap();
-    /// let lock = kv_engine::fs::LockFile::acquire(dir.path().join("x.lock")).unwrap();
-    /// assert_eq!(lock.file().metadata().unwrap().len(), 0);
-    /// ```
-    pub fn file(&self) -> &File {
-        &self.file
+/// Opens `path` (creating it, never truncating it) and takes an exclusive, advisory lock on
+/// it (`flock`-style, [`File::try_lock`]) without waiting. The lock is held until the returned
+/// file is closed (or explicitly unlocked).
+///
+/// The lock belongs to the open file, not to the process: a second `lock_file` on the same
+/// path fails both in another process and in this one, so two open stores never share a file.
+///
+/// # Errors
+///
+/// [`LockError::Locked`] if the lock is held, [`LockError::Open`] or [`LockError::Lock`]
+/// on I/O errors.
+///
+/// # Example
+///
+/// ```
+/// use kv_engine::fs::{LockError, lock_file};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("data.lock");
+/// let lock = lock_file(&path).unwrap();
+/// assert!(matches!(lock_file(&path), Err(LockError::Locked)));
+/// drop(lock);
+/// assert!(lock_file(&path).is_ok());
+/// ```
+pub fn lock_file(path: impl AsRef<Path>) -> Result<File, LockError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path.as_ref())
+        .map_err(LockError::Open)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(LockError::Locked),
+        Err(TryLockError::Error(e)) => Err(LockError::Lock(e)),
     }
 }
 
@@ -298,16 +269,16 @@ mod tests {
     fn a_second_lock_fails_until_the_first_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l");
-        let first = LockFile::acquire(&path).unwrap();
-        assert!(matches!(LockFile::acquire(&path), Err(LockError::Locked)));
+        let first = lock_file(&path).unwrap();
+        assert!(matches!(lock_file(&path), Err(LockError::Locked)));
         drop(first);
-        LockFile::acquire(&path).unwrap();
+        lock_file(&path).unwrap();
     }
 
     #[test]
     fn lock_in_a_missing_directory_is_an_open_error() {
         let dir = tempfile::tempdir().unwrap();
-        let r = LockFile::acquire(dir.path().join("no/such/l"));
+        let r = lock_file(dir.path().join("no/such/l"));
         assert!(matches!(r, Err(LockError::Open(_))), "{r:?}");
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::File;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -20,6 +20,7 @@ use crate::config::{DuckDbConfig, DuckDbStoreBuilder, Location};
 use crate::format::{self, ENTRY_COLUMNS, Row};
 
 use kv_engine::blocking::run_blocking;
+use kv_engine::fs::LockError;
 
 const STORE: &str = crate::SCHEME;
 
@@ -284,14 +285,10 @@ fn lock_path(path: &Path) -> PathBuf {
 }
 
 fn locked(path: &Path) -> Error {
-    Error::new(
-        ErrorKind::Unavailable,
-        format!(
-            "{} is locked by another process (or by another open store in this process): a DuckDB database has one writer process at a time",
-            path.display()
-        ),
+    kv_engine::fs::locked(
+        path,
+        Some("a DuckDB database has one writer process at a time"),
     )
-    .temporary(false)
 }
 
 fn io_open_error(io: std::io::Error, path: &Path, what: &str) -> Error {
@@ -330,19 +327,11 @@ fn take_lock(path: &Path) -> Result<File> {
             format!("cannot open {}: it is a directory", path.display()),
         ));
     }
-    let lock_path = lock_path(path);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|e| io_open_error(e, path, "its lock file"))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(locked(path)),
-        Err(TryLockError::Error(e)) => Err(io_open_error(e, path, "locking")),
-    }
+    kv_engine::fs::lock_file(lock_path(path)).map_err(|e| match e {
+        LockError::Locked => locked(path),
+        LockError::Open(e) => io_open_error(e, path, "its lock file"),
+        LockError::Lock(e) => io_open_error(e, path, "locking"),
+    })
 }
 
 fn open_database(config: &DuckDbConfig) -> Result<Open> {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, OpenOptions};
 use std::future::{Future, ready};
 use std::io::{self, Write};
 use std::ops::Bound;
@@ -21,6 +21,7 @@ use crate::config::{Durability, JsonFileConfig, JsonFileStoreBuilder};
 use crate::format::{self, Data, Item, Slot, Value};
 
 use kv_engine::blocking::run_blocking;
+use kv_engine::fs::LockError;
 
 const STORE: &str = crate::SCHEME;
 
@@ -400,32 +401,14 @@ fn open_file(config: &JsonFileConfig) -> Result<Open> {
         ));
     }
     let lock_path = with_suffix(&path, ".lock");
-    let lock = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Config,
-                format!("cannot open the lock file {}: {e}", lock_path.display()),
-            )
-        })?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "{} is locked by another process (or by another open store in this process)",
-                    path.display()
-                ),
-            )
-            .temporary(false));
-        }
-        Err(TryLockError::Error(e)) => return Err(io_msg(e, "cannot lock", &lock_path)),
-    }
+    let lock = kv_engine::fs::lock_file(&lock_path).map_err(|e| match e {
+        LockError::Locked => kv_engine::fs::locked(&path, None),
+        LockError::Open(e) => Error::new(
+            ErrorKind::Config,
+            format!("cannot open the lock file {}: {e}", lock_path.display()),
+        ),
+        LockError::Lock(e) => io_msg(e, "cannot lock", &lock_path),
+    })?;
     let (data, write_now) = match read_data(&path)? {
         Some(data) => (data, false),
         None => (empty_data(), true),

@@ -19,6 +19,8 @@ use kv_core::{
 use crate::config::{LogConfig, LogStoreBuilder};
 use crate::format::{self, FORMAT_VERSION, LineIn, LineOut, Op, ValueIn};
 
+use kv_engine::fs::LockError;
+
 const STORE: &str = crate::SCHEME;
 
 /// An append-only log store: values stay in the file, only an index of offsets is in memory.
@@ -927,29 +929,11 @@ const HEADER_START: &[u8] = b"{\"op\":\"header\"";
 fn open_log(config: &LogConfig) -> Result<(State, u64)> {
     let path = &config.path;
     let lock_path = sibling(path, ".lock");
-    let lock = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|e| io_error(e, &lock_path, "cannot create the lock file"))?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "{} is locked by another process (or by another open store in this process): a log has one writer at a time",
-                    path.display()
-                ),
-            )
-            .temporary(false));
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(io_error(e, &lock_path, "cannot lock"));
-        }
-    }
+    let lock = kv_engine::fs::lock_file(&lock_path).map_err(|e| match e {
+        LockError::Locked => kv_engine::fs::locked(path, Some("a log has one writer at a time")),
+        LockError::Open(e) => io_error(e, &lock_path, "cannot create the lock file"),
+        LockError::Lock(e) => io_error(e, &lock_path, "cannot lock"),
+    })?;
     let file = OpenOptions::new()
         .read(true)
         .write(true)

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::future::{Future, ready};
 use std::ops::Bound;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -28,6 +28,7 @@ use crate::format::{
 };
 
 use kv_engine::blocking::run_blocking;
+use kv_engine::fs::LockError;
 
 const STORE: &str = crate::SCHEME;
 
@@ -766,26 +767,13 @@ fn open_dir(config: &MultiDiskConfig) -> Result<Open> {
         ));
     }
     let lock_path = dir.join(LOCK_FILE);
-    let lock_file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|e| io("create the lock file in", e))?;
-    match lock_file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "{p} is locked by another process (or by another open store in this process): a multidisk directory has one user at a time"
-                ),
-            )
-            .temporary(false));
+    let lock_file = kv_engine::fs::lock_file(&lock_path).map_err(|e| match e {
+        LockError::Locked => {
+            kv_engine::fs::locked(&dir, Some("a multidisk directory has one user at a time"))
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", e)),
-    }
+        LockError::Open(e) => io("create the lock file in", e),
+        LockError::Lock(e) => io("lock", e),
+    })?;
     let meta = open_redb(&dir.join(META_FILE), config.cache_size)?;
     let next = init_meta(&meta)?;
     Ok(Open {

@@ -20,6 +20,8 @@ use crate::config::{Durability, Mode, SafetensorsConfig, SafetensorsStoreBuilder
 use crate::format::{self, Meta, MetaState, Payload, Slot};
 use crate::tensor::{Dtype, Tensor};
 
+use kv_engine::fs::LockError;
+
 const STORE: &str = crate::SCHEME;
 
 type Colls = BTreeMap<String, BTreeMap<String, Slot>>;
@@ -449,23 +451,11 @@ impl SafetensorsStore {
     /// Takes the exclusive lock of a read-write file (`PATH.lock`).
     fn lock(path: &Path) -> Result<File> {
         let lock_file = lock_path(path);
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_file)
-            .map_err(|e| io_error("create the lock file", &lock_file, e))?;
-        match lock.try_lock() {
-            Ok(()) => Ok(lock),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "{} is locked by another process (or by another open store in this process)",
-                    path.display()
-                ),
-            )),
-            Err(std::fs::TryLockError::Error(e)) => Err(io_error("lock", &lock_file, e)),
-        }
+        kv_engine::fs::lock_file(&lock_file).map_err(|e| match e {
+            LockError::Locked => kv_engine::fs::locked(path, None),
+            LockError::Open(e) => io_error("create the lock file", &lock_file, e),
+            LockError::Lock(e) => io_error("lock", &lock_file, e),
+        })
     }
 
     fn with_state(config: SafetensorsConfig, state: State, kv: bool) -> Self {

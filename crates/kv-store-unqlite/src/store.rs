@@ -12,12 +12,12 @@ use kv_core::{
     DestroyOptions, Entry, Error, ErrorKind, GetOptions, KvStore, Operation, PutManyOptions,
     PutOptions, Result, ScanOptions, ScanPage, StoreInfo, Ttl,
 };
-use std::fs::{OpenOptions, TryLockError};
 use std::panic::catch_unwind;
 
 use unqlite::{Cursor, KV, Transaction, UnQLite};
 
 use crate::config::{UnqliteConfig, UnqliteStoreBuilder};
+use kv_engine::fs::LockError;
 use kv_engine::{Core, Engine, Visit, WriteOp};
 
 const STORE: &str = crate::SCHEME;
@@ -211,32 +211,12 @@ impl Uq {
         // UnQLite's own file locks make a second process wait forever (the unqlite crate
         // retries while the database is locked), so the store takes an exclusive lock on
         // PATH.lock first and fails at once if it is held.
-        let mut lock_path = path.clone().into_os_string();
-        lock_path.push(".lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| config_err(&format!("cannot create its lock file: {e}")))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::new(
-                    ErrorKind::Unavailable,
-                    format!(
-                        "{} is locked by another process (or by another open store in this process)",
-                        path.display()
-                    ),
-                ));
-            }
-            Err(TryLockError::Error(e)) => {
-                return Err(config_err(&format!(
-                    "cannot lock {}: {e}",
-                    PathBuf::from(&lock_path).display()
-                )));
-            }
-        }
+        let lock_path = kv_engine::fs::with_suffix(&path, ".lock");
+        let lock = kv_engine::fs::lock_file(&lock_path).map_err(|e| match e {
+            LockError::Locked => kv_engine::fs::locked(&path, None),
+            LockError::Open(e) => config_err(&format!("cannot create its lock file: {e}")),
+            LockError::Lock(e) => config_err(&format!("cannot lock {}: {e}", lock_path.display())),
+        })?;
         // `UnQLite::create` panics instead of returning an error.
         let db = catch_unwind(|| UnQLite::create(name))
             .map_err(|_| config_err("UnQLite cannot open or create the file"))?;
