@@ -156,12 +156,11 @@ fn print_help() {
         venv = venv_dir().display()
     );
     for s in SERVICES {
-        let ports: Vec<String> = s.ports.iter().map(u16::to_string).collect();
         println!(
             "  {:<14} {:<28} {:<26} {}",
             s.name,
             s.var,
-            ports.join(","),
+            port_text(s),
             s.what
         );
     }
@@ -1493,6 +1492,18 @@ fn write_env_file() -> Result<(), String> {
     fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// The client ports, `17001-17006` for a long run.
+fn port_text(svc: &Service) -> String {
+    match svc.ports {
+        [first, .., last] if svc.ports.len() > 3 => format!("{first}-{last}"),
+        many => many
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
 /// Prints to stdout, ignoring a closed pipe (`status | head`).
 fn out(text: &str) {
     let _ = std::io::stdout().write_all(text.as_bytes());
@@ -1529,15 +1540,7 @@ pub fn status() -> Result<(), String> {
             ),
             State::Stopped => ("stopped", "-".to_owned(), String::new()),
         };
-        let port = match svc.ports {
-            [one] => one.to_string(),
-            [first, .., last] if svc.ports.len() > 3 => format!("{first}-{last}"),
-            many => many
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        };
+        let port = port_text(svc);
         let url = vars(svc).remove(0).1;
         let note = if note.is_empty() {
             note
