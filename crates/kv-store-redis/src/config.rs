@@ -272,11 +272,6 @@ impl RedisConfig {
         } else {
             Tls::System
         };
-        let namespace = parsed
-            .param("namespace")
-            .or(parsed.param("prefix"))
-            .unwrap_or(DEFAULT_NAMESPACE)
-            .to_owned();
         let layout = match parsed.param("format") {
             None | Some("native" | "kv") => Layout::Native,
             Some("pykv" | "py-key-value") => Layout::PyKv,
@@ -286,6 +281,16 @@ impl RedisConfig {
                 )));
             }
         };
+        // py-key-value keys have no namespace unless one is asked for.
+        let default_ns = match layout {
+            Layout::Native => DEFAULT_NAMESPACE,
+            Layout::PyKv => "",
+        };
+        let namespace = parsed
+            .param("namespace")
+            .or(parsed.param("prefix"))
+            .unwrap_or(default_ns)
+            .to_owned();
         let timeout = match parsed.parse_param::<u64>("timeout_ms")? {
             None => DEFAULT_TIMEOUT,
             Some(0) => return Err(config_err(format!("{location}: timeout_ms must be > 0"))),
@@ -379,6 +384,10 @@ mod tests {
         assert_eq!(c.password.as_deref(), Some("p@ss"));
         assert_eq!(c.layout, Layout::PyKv);
         assert_eq!(c.namespace, "");
+        let c = RedisConfig::from_url("redis://h?format=pykv").unwrap();
+        assert_eq!(c.namespace, "");
+        let c = RedisConfig::from_url("redis://h").unwrap();
+        assert_eq!(c.namespace, "kv");
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl Conn {
             (Conn::Cluster(c), Some(r)) => {
                 c.route_command(
                     cmd,
-                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(r.clone())),
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(*r)),
                 )
                 .await
             }
