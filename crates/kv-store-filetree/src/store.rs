@@ -673,9 +673,7 @@ fn list_collection_dirs(root: &Path) -> Result<Vec<(String, Decoded)>> {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_msg(e, "cannot sync directory", dir))
+    kv_engine::fs::sync_dir(dir).map_err(|e| io_msg(e, "cannot sync directory", dir))
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);

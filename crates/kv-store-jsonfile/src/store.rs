@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::future::{Future, ready};
-use std::io::{self, Write};
+use std::io;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -21,7 +21,7 @@ use crate::config::{Durability, JsonFileConfig, JsonFileStoreBuilder};
 use crate::format::{self, Data, Item, Slot, Value};
 
 use kv_engine::blocking::run_blocking;
-use kv_engine::fs::LockError;
+use kv_engine::fs::{LockError, with_suffix};
 
 const STORE: &str = crate::SCHEME;
 
@@ -349,12 +349,6 @@ fn io_msg(e: io::Error, what: &str, path: &Path) -> Error {
     )
 }
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
 fn empty_data() -> Data {
     Data {
         next_version: 1,
@@ -433,30 +427,10 @@ fn open_file(config: &JsonFileConfig) -> Result<Open> {
 /// Replaces the file atomically and durably: `PATH.tmp`, `fsync`, rename, `fsync` of the
 /// directory.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = with_suffix(path, ".tmp");
-    // A leftover of a crash; `create_new` below never follows a link planted there.
-    let _ = fs::remove_file(&tmp);
-    let r = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| io_msg(e, "cannot create", &tmp))?;
-        file.write_all(bytes)
-            .map_err(|e| io_msg(e, "cannot write", &tmp))?;
-        file.sync_all()
-            .map_err(|e| io_msg(e, "cannot sync", &tmp))?;
-        drop(file);
-        fs::rename(&tmp, path).map_err(|e| io_msg(e, "cannot rename to", path))
-    })();
-    if r.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    r?;
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_msg(e, "cannot sync directory", dir))
+    // A leftover `PATH.tmp` of a crash is removed first; `create_new` never follows a link
+    // planted there.
+    kv_engine::fs::write_atomic(path, &with_suffix(path, ".tmp"), bytes, true)
+        .map_err(|e| io_msg(e.source, &format!("cannot {}", e.step), &e.path))
 }
 
 // ----- operations on the data -----

@@ -19,7 +19,7 @@ use kv_core::{
 use crate::config::{LogConfig, LogStoreBuilder};
 use crate::format::{self, FORMAT_VERSION, LineIn, LineOut, Op, ValueIn};
 
-use kv_engine::fs::LockError;
+use kv_engine::fs::{LockError, with_suffix};
 
 const STORE: &str = crate::SCHEME;
 
@@ -661,7 +661,7 @@ impl Inner {
     /// Writes the live entries to `PATH.compact` and renames it over the log.
     fn compact(&self, st: &mut State) -> Result<()> {
         let path = &self.config.path;
-        let tmp = sibling(path, ".compact");
+        let tmp = with_suffix(path, ".compact");
         let now = Timestamp::now();
         // Expired entries are dropped.
         let mut dropped = 0;
@@ -810,12 +810,6 @@ fn read_entry(file: &File, collection: &str, key: &str, slot: &Slot) -> Result<E
 
 // ----- files -----
 
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
 fn io_error(e: std::io::Error, path: &Path, what: &str) -> Error {
     use std::io::ErrorKind as Io;
     let p = path.display();
@@ -848,19 +842,7 @@ fn io_error(e: std::io::Error, path: &Path, what: &str) -> Error {
 }
 
 fn sync_parent(path: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(Error::from)?;
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
+    kv_engine::fs::sync_parent(path).map_err(Error::from)
 }
 
 fn read_at(file: &File, offset: u64, len: u64) -> Result<Vec<u8>> {
@@ -928,7 +910,7 @@ const HEADER_START: &[u8] = b"{\"op\":\"header\"";
 /// damaged lines were skipped (only with `repair`).
 fn open_log(config: &LogConfig) -> Result<(State, u64)> {
     let path = &config.path;
-    let lock_path = sibling(path, ".lock");
+    let lock_path = with_suffix(path, ".lock");
     let lock = kv_engine::fs::lock_file(&lock_path).map_err(|e| match e {
         LockError::Locked => kv_engine::fs::locked(path, Some("a log has one writer at a time")),
         LockError::Open(e) => io_error(e, &lock_path, "cannot create the lock file"),

@@ -899,15 +899,7 @@ fn collection_name(db: &Database) -> Result<Option<String>> {
 
 /// Flushes the directory entry of a created or deleted file.
 fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(Error::from)?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    kv_engine::fs::sync_dir(dir).map_err(Error::from)
 }
 
 // ----- redb errors -----
