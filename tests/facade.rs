@@ -42,8 +42,20 @@ fn url_for(scheme: &str, dir: &std::path::Path) -> String {
     }
 }
 
-/// Schemes whose URL opens something other than a plain read-write store.
-const SPECIAL: &[&str] = &["null", "safetensors"];
+/// Schemes whose URL opens something other than a plain read-write local store (servers are
+/// covered by their own crates' suites against real servers).
+const SPECIAL: &[&str] = &[
+    "null",
+    "safetensors",
+    "redis",
+    "rediss",
+    "redis+cluster",
+    "rediss+cluster",
+    "valkey",
+    "valkeys",
+    "valkey+cluster",
+    "valkeys+cluster",
+];
 
 #[tokio::test]
 async fn every_scheme_opens_and_works() {
@@ -172,4 +184,27 @@ async fn static_and_dynamic_dispatch_agree() {
         Some("v")
     );
     assert_eq!(dynamic.info().kind, "memory");
+}
+
+/// The facade reaches a real Redis (started by `cargo xtask services up redis`); without one the
+/// test says so, and under CI=true it fails.
+#[tokio::test]
+async fn redis_opens_through_the_facade() {
+    let Some(url) = std::env::var("KV_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI=true: KV_TEST_REDIS_URL must be set (cargo xtask services up redis)"
+        );
+        eprintln!("skipped: KV_TEST_REDIS_URL is not set (cargo xtask services up redis)");
+        return;
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}namespace=kv-facade-test-{}", std::process::id());
+    let store = kv::open(&url).await.unwrap();
+    exercise(&store).await.unwrap();
+    store.destroy().await.unwrap();
+    store.close().await.unwrap();
 }

@@ -105,3 +105,9 @@ pub mod duckdb {
 pub mod safetensors {
     pub use kv_store_safetensors::*;
 }
+
+/// Redis and Valkey (standalone, TLS, Cluster).
+#[cfg(feature = "redis")]
+pub mod redis {
+    pub use kv_store_redis::*;
+}

@@ -5,10 +5,12 @@ use kv_core::{Error, ErrorKind, Operation, Result};
 
 use crate::Store;
 
-/// Every store this facade knows: (feature, schemes, opener). One line per store; the
+/// Every store this facade knows: (feature, schemes, how it opens). One line per store; the
 /// `schemes()` list, `open()` dispatch and the "not compiled in" hint all come from it.
+/// `sync` openers (embedded stores opening files) run on the blocking pool; `async` ones
+/// (network clients) connect on the runtime.
 macro_rules! stores {
-    ($( $feature:literal => [$($scheme:literal),+] => $open:path; )+) => {
+    ($( $feature:literal => [$($scheme:literal),+] => $kind:ident $open:path; )+) => {
         /// The URL schemes of the stores compiled into this build.
         ///
         /// ```
@@ -21,11 +23,11 @@ macro_rules! stores {
         /// Every scheme kv knows, compiled in or not.
         const ALL_SCHEMES: &[&str] = &[$($($scheme,)+)+];
 
-        fn open_scheme(scheme: &str, url: &str) -> Result<Store> {
+        async fn open_scheme(scheme: &str, url: &str) -> Result<Store> {
             match scheme {
                 $(
                     #[cfg(feature = $feature)]
-                    $($scheme)|+ => Ok(std::sync::Arc::new($open(url)?)),
+                    $($scheme)|+ => Ok(std::sync::Arc::new(stores!(@open $kind $open, url))),
                 )+
                 other => Err(unknown_scheme(other)),
             }
@@ -39,23 +41,45 @@ macro_rules! stores {
             }
         }
     };
+    (@open sync $open:path, $url:ident) => {
+        run_blocking($url, |u| $open(u)).await?
+    };
+    (@open async $open:path, $url:ident) => {
+        $open($url).await?
+    };
+}
+
+/// Runs a synchronous opener on the blocking pool (opening a file may read or repair it), or
+/// inline outside a Tokio runtime.
+#[allow(dead_code)] // unused when only network stores are compiled in
+async fn run_blocking<S: Send + 'static>(url: &str, open: fn(&str) -> Result<S>) -> Result<S> {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return open(url);
+    };
+    let owned = url.to_owned();
+    rt.spawn_blocking(move || open(&owned)).await.map_err(|e| {
+        Error::new(ErrorKind::Backend, format!("opening the store failed: {e}"))
+            .with_operation(Operation::Open)
+    })?
 }
 
 stores! {
-    "memory" => ["memory"] => kv_store_memory::MemoryStore::open;
-    "disk" => ["redb", "disk"] => kv_store_disk::DiskStore::open;
-    "null" => ["null"] => kv_store_null::NullStore::open;
-    "multidisk" => ["multidisk"] => kv_store_multidisk::MultiDiskStore::open;
-    "filetree" => ["filetree"] => kv_store_filetree::FileTreeStore::open;
-    "jsonfile" => ["jsonfile"] => kv_store_jsonfile::JsonFileStore::open;
-    "log" => ["log"] => kv_store_log::LogStore::open;
-    "sqlite" => ["sqlite"] => kv_store_sqlite::SqliteStore::open;
-    "lmdb" => ["lmdb"] => kv_store_lmdb::LmdbStore::open;
-    "leveldb" => ["leveldb"] => kv_store_leveldb::LevelDbStore::open;
-    "rocksdb" => ["rocksdb"] => kv_store_rocksdb::RocksDbStore::open;
-    "unqlite" => ["unqlite"] => kv_store_unqlite::UnqliteStore::open;
-    "duckdb" => ["duckdb"] => kv_store_duckdb::DuckDbStore::open;
-    "safetensors" => ["safetensors"] => kv_store_safetensors::SafetensorsStore::open;
+    "memory" => ["memory"] => sync kv_store_memory::MemoryStore::open;
+    "disk" => ["redb", "disk"] => sync kv_store_disk::DiskStore::open;
+    "null" => ["null"] => sync kv_store_null::NullStore::open;
+    "multidisk" => ["multidisk"] => sync kv_store_multidisk::MultiDiskStore::open;
+    "filetree" => ["filetree"] => sync kv_store_filetree::FileTreeStore::open;
+    "jsonfile" => ["jsonfile"] => sync kv_store_jsonfile::JsonFileStore::open;
+    "log" => ["log"] => sync kv_store_log::LogStore::open;
+    "sqlite" => ["sqlite"] => sync kv_store_sqlite::SqliteStore::open;
+    "lmdb" => ["lmdb"] => sync kv_store_lmdb::LmdbStore::open;
+    "leveldb" => ["leveldb"] => sync kv_store_leveldb::LevelDbStore::open;
+    "rocksdb" => ["rocksdb"] => sync kv_store_rocksdb::RocksDbStore::open;
+    "unqlite" => ["unqlite"] => sync kv_store_unqlite::UnqliteStore::open;
+    "duckdb" => ["duckdb"] => sync kv_store_duckdb::DuckDbStore::open;
+    "safetensors" => ["safetensors"] => sync kv_store_safetensors::SafetensorsStore::open;
+    "redis" => ["redis", "rediss", "redis+cluster", "rediss+cluster", "valkey", "valkeys",
+        "valkey+cluster", "valkeys+cluster"] => async kv_store_redis::RedisStore::connect;
 }
 
 /// Opens the store a URL names, e.g. `memory://`, `redb://data/app.redb` (relative) or
@@ -94,7 +118,7 @@ pub async fn open(url: &str) -> Result<Store> {
         }
         .with_operation(Operation::Open)
     })?;
-    open_scheme(parsed.scheme(), url)
+    open_scheme(parsed.scheme(), url).await
 }
 
 fn unknown_scheme(scheme: &str) -> Error {
