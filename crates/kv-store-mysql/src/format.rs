@@ -16,13 +16,13 @@
 //!
 //! - **Names** are `VARBINARY`: compared byte by byte (the kv scan order), no trailing-space
 //!   padding, no case folding, NUL allowed — which no text collation offers on both MySQL 8
-//!   and MariaDB. Read them in SQL with `CAST(`key` AS CHAR CHARACTER SET utf8mb4)`.
+//!   and MariaDB. Read them in SQL with `` CAST(`key` AS CHAR CHARACTER SET utf8mb4) ``.
 //! - **Values.** UTF-8 JSON text goes to `value`, a text column (not MySQL's `JSON` type,
 //!   which MySQL 8 stores in a normalised binary form and could not return byte for byte);
 //!   the JSON functions of both servers read it: `JSON_VALUE(value, '$.name')`,
 //!   `JSON_EXTRACT(value, '$.age')`. JSON nested deeper than 32 levels (MariaDB's limit) goes
 //!   to `raw`, with everything that is not JSON. A row with both or neither set reads as
-//!   [`ErrorKind::Corrupt`](kv_core::ErrorKind::Corrupt).
+//!   [`ErrorKind::Corrupt`].
 //! - **Expiry** uses the client's clock, in microseconds, as the PostgreSQL store: every
 //!   statement filters `(expires_at IS NULL OR expires_at > ?now)`.
 //! - **Versions** are `UUID_SHORT()` values: unique per server (server id, server start time,
