@@ -4,6 +4,7 @@
 pub mod blocking;
 pub mod fs;
 pub mod keys;
+pub mod url;
 mod worker;
 
 pub use worker::{Core, Engine, Reply, State, Visit, WriteOp};

@@ -4,10 +4,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use kv_core::url::StoreUrl;
 use kv_core::{DEFAULT_COLLECTION, Error, ErrorKind, Result};
+use kv_engine::url::PathUrl;
 
 use crate::DiskStore;
+
+/// The URL forms of this store (scheme, path).
+const URLS: PathUrl =
+    PathUrl::new(crate::SCHEME, "file path", "path.redb").alias(crate::SCHEME_ALIAS);
 
 /// When a write is on disk.
 ///
@@ -128,27 +132,7 @@ impl DiskConfig {
     /// assert!(DiskConfig::from_url("redb://kv.redb?durabilty=none").is_err()); // typo
     /// ```
     pub fn from_url(url: &str) -> Result<Self> {
-        let url = StoreUrl::parse(url)?;
-        if url.scheme() != crate::SCHEME && url.scheme() != crate::SCHEME_ALIAS {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "expected a {}:// or {}:// URL, got {}://",
-                    crate::SCHEME,
-                    crate::SCHEME_ALIAS,
-                    url.scheme()
-                ),
-            ));
-        }
-        if url.target().is_empty() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "{} has no file path: use redb://relative/path.redb or redb:///absolute/path.redb",
-                    url.redacted()
-                ),
-            ));
-        }
+        let url = URLS.parse(url)?;
         url.reject_unknown_params(&[
             "durability",
             "default_collection",

@@ -2,11 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
-use kv_core::url::StoreUrl;
 use kv_core::{DEFAULT_COLLECTION, Error, ErrorKind, Result};
+use kv_engine::url::PathUrl;
 
 use crate::DuckDbStore;
 use crate::format;
+
+/// The URL forms of this store (scheme, path).
+const URLS: PathUrl = PathUrl::new(crate::SCHEME, "file path", "path.duckdb").or_memory();
 
 /// The path that opens an in-memory database (`duckdb://:memory:`).
 pub const MEMORY: &str = ":memory:";
@@ -105,26 +108,7 @@ impl DuckDbConfig {
     /// assert!(DuckDbConfig::from_url("duckdb://kv.duckdb?table=a;b").is_err()); // not an identifier
     /// ```
     pub fn from_url(url: &str) -> Result<Self> {
-        let url = StoreUrl::parse(url)?;
-        if url.scheme() != crate::SCHEME {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "expected a {}:// URL, got {}://",
-                    crate::SCHEME,
-                    url.scheme()
-                ),
-            ));
-        }
-        if url.target().is_empty() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "{} has no file path: use duckdb://relative/path.duckdb, duckdb:///absolute/path.duckdb or duckdb://:memory:",
-                    url.redacted()
-                ),
-            ));
-        }
+        let url = URLS.parse(url)?;
         url.reject_unknown_params(&["table", "default_collection", "threads", "memory_limit"])?;
         let mut cfg = DuckDbConfig::new(url.target());
         if let Some(table) = url.param("table") {

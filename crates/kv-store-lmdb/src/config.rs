@@ -2,10 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use kv_core::url::StoreUrl;
 use kv_core::{DEFAULT_COLLECTION, Error, ErrorKind, Result};
+use kv_engine::url::PathUrl;
 
 use crate::LmdbStore;
+
+/// The URL forms of this store (scheme, path).
+const URLS: PathUrl = PathUrl::new(crate::SCHEME, "path", "dir");
 
 /// The default initial map size: 64 MiB (the map grows on demand).
 pub const DEFAULT_MAP_SIZE: usize = 64 << 20;
@@ -76,26 +79,7 @@ impl LmdbConfig {
     /// assert!(LmdbConfig::from_url("lmdb://kv?mapsize=1").is_err()); // typo
     /// ```
     pub fn from_url(url: &str) -> Result<Self> {
-        let url = StoreUrl::parse(url)?;
-        if url.scheme() != crate::SCHEME {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "expected a {}:// URL, got {}://",
-                    crate::SCHEME,
-                    url.scheme()
-                ),
-            ));
-        }
-        if url.target().is_empty() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "{} has no path: use lmdb://relative/dir or lmdb:///absolute/dir",
-                    url.redacted()
-                ),
-            ));
-        }
+        let url = URLS.parse(url)?;
         url.reject_unknown_params(&["map_size", "max_readers", "default_collection"])?;
         let mut cfg = LmdbConfig::new(url.target());
         if let Some(n) = url.parse_param::<usize>("map_size")? {

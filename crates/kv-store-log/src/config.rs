@@ -2,10 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use kv_core::url::StoreUrl;
 use kv_core::{DEFAULT_COLLECTION, Error, ErrorKind, Result};
+use kv_engine::url::PathUrl;
 
 use crate::LogStore;
+
+/// The URL forms of this store (scheme, path).
+const URLS: PathUrl = PathUrl::new(crate::SCHEME, "file path", "path.log");
 
 /// The settings of a [`LogStore`].
 ///
@@ -74,26 +77,7 @@ impl LogConfig {
     /// assert!(LogConfig::from_url("log://kv.log?fsycn=false").is_err()); // typo
     /// ```
     pub fn from_url(url: &str) -> Result<Self> {
-        let url = StoreUrl::parse(url)?;
-        if url.scheme() != crate::SCHEME {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "expected a {}:// URL, got {}://",
-                    crate::SCHEME,
-                    url.scheme()
-                ),
-            ));
-        }
-        if url.target().is_empty() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "{} has no file path: use log://relative/path.log or log:///absolute/path.log",
-                    url.redacted()
-                ),
-            ));
-        }
+        let url = URLS.parse(url)?;
         url.reject_unknown_params(&[
             "fsync",
             "default_collection",

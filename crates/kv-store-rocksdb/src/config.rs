@@ -2,10 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use kv_core::url::StoreUrl;
 use kv_core::{DEFAULT_COLLECTION, Error, ErrorKind, Result};
+use kv_engine::url::PathUrl;
 
 use crate::RocksDbStore;
+
+/// The URL forms of this store (scheme, path).
+const URLS: PathUrl = PathUrl::new(crate::SCHEME, "path", "dir");
 
 /// The settings of a [`RocksDbStore`].
 ///
@@ -65,28 +68,7 @@ impl RocksDbConfig {
     /// assert!(RocksDbConfig::from_url("rocksdb://kv?synk=false").is_err()); // typo
     /// ```
     pub fn from_url(url: &str) -> Result<Self> {
-        let url = StoreUrl::parse(url)?;
-        if url.scheme() != crate::SCHEME {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "expected a {}:// URL, got {}://",
-                    crate::SCHEME,
-                    url.scheme()
-                ),
-            ));
-        }
-        if url.target().is_empty() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "{} has no path: use {}://relative/dir or {}:///absolute/dir",
-                    url.redacted(),
-                    crate::SCHEME,
-                    crate::SCHEME
-                ),
-            ));
-        }
+        let url = URLS.parse(url)?;
         url.reject_unknown_params(&["sync", "default_collection"])?;
         let mut cfg = RocksDbConfig::new(url.target());
         if let Some(sync) = url.parse_param::<bool>("sync")? {

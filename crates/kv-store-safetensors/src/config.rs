@@ -4,10 +4,13 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use kv_core::url::StoreUrl;
 use kv_core::{DEFAULT_COLLECTION, Error, ErrorKind, Result};
+use kv_engine::url::PathUrl;
 
 use crate::SafetensorsStore;
+
+/// The URL forms of this store (scheme, path).
+const URLS: PathUrl = PathUrl::new(crate::SCHEME, "file path", "path.safetensors").or_memory();
 
 /// The path that means "no file": `safetensors://:memory:`.
 pub const MEMORY_PATH: &str = ":memory:";
@@ -183,27 +186,7 @@ impl SafetensorsConfig {
     /// # Ok::<(), kv_core::Error>(())
     /// ```
     pub fn from_url(url: &str) -> Result<Self> {
-        let url = StoreUrl::parse(url)?;
-        if url.scheme() != crate::SCHEME {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "expected a {}:// URL, got {}://",
-                    crate::SCHEME,
-                    url.scheme()
-                ),
-            ));
-        }
-        if url.target().is_empty() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "{} has no file path: use safetensors://relative/path.safetensors, \
-                     safetensors:///absolute/path.safetensors or safetensors://:memory:",
-                    url.redacted()
-                ),
-            ));
-        }
+        let url = URLS.parse(url)?;
         url.reject_unknown_params(&["mode", "durability", "default_collection"])?;
         let memory = url.target() == MEMORY_PATH;
         let mut cfg = if memory {

@@ -5,10 +5,13 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use kv_core::url::StoreUrl;
 use kv_core::{DEFAULT_COLLECTION, Error, ErrorKind, Result};
+use kv_engine::url::PathUrl;
 
 use crate::SqliteStore;
+
+/// The URL forms of this store (scheme, path).
+const URLS: PathUrl = PathUrl::new(crate::SCHEME, "file path", "path.db").or_memory();
 
 /// The path that opens a private in-memory database instead of a file.
 pub const MEMORY_PATH: &str = ":memory:";
@@ -140,26 +143,7 @@ impl SqliteConfig {
     /// assert!(SqliteConfig::from_url("sqlite://kv.db?synchronus=full").is_err()); // typo
     /// ```
     pub fn from_url(url: &str) -> Result<Self> {
-        let url = StoreUrl::parse(url)?;
-        if url.scheme() != crate::SCHEME {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "expected a {}:// URL, got {}://",
-                    crate::SCHEME,
-                    url.scheme()
-                ),
-            ));
-        }
-        if url.target().is_empty() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "{} has no file path: use sqlite://relative/path.db, sqlite:///absolute/path.db or sqlite://:memory:",
-                    url.redacted()
-                ),
-            ));
-        }
+        let url = URLS.parse(url)?;
         url.reject_unknown_params(&["synchronous", "busy_timeout_ms", "default_collection"])?;
         let mut cfg = SqliteConfig::new(url.target());
         if let Some(s) = url.parse_param::<Synchronous>("synchronous")? {

@@ -2,10 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use kv_core::url::StoreUrl;
 use kv_core::{DEFAULT_COLLECTION, Error, ErrorKind, Result};
+use kv_engine::url::PathUrl;
 
 use crate::UnqliteStore;
+
+/// The URL forms of this store (scheme, path).
+const URLS: PathUrl = PathUrl::new(crate::SCHEME, "path", "file.db");
 
 /// The settings of a [`UnqliteStore`].
 ///
@@ -59,28 +62,7 @@ impl UnqliteConfig {
     /// assert!(UnqliteConfig::from_url("unqlite://kv.db?synk=false").is_err()); // typo
     /// ```
     pub fn from_url(url: &str) -> Result<Self> {
-        let url = StoreUrl::parse(url)?;
-        if url.scheme() != crate::SCHEME {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "expected a {}:// URL, got {}://",
-                    crate::SCHEME,
-                    url.scheme()
-                ),
-            ));
-        }
-        if url.target().is_empty() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "{} has no path: use {}://relative/file.db or {}:///absolute/file.db",
-                    url.redacted(),
-                    crate::SCHEME,
-                    crate::SCHEME
-                ),
-            ));
-        }
+        let url = URLS.parse(url)?;
         url.reject_unknown_params(&["default_collection"])?;
         let mut cfg = UnqliteConfig::new(url.target());
         if let Some(name) = url.param("default_collection") {
