@@ -4,6 +4,8 @@
 pub mod blocking;
 pub mod fs;
 pub mod keys;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod url;
 mod worker;
 

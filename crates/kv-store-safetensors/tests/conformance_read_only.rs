@@ -16,7 +16,7 @@ async fn open() -> Result<DynStore> {
     let path = dir.path().join("ro.safetensors");
     std::fs::write(&path, SafetensorsStore::in_memory().to_bytes()?)?;
     let store = SafetensorsStore::open_read_only(&path)?;
-    Ok(harness::TestStore::register(store, Arc::new(dir)))
+    Ok(harness::register(store, Arc::new(dir)))
 }
 
 fn main() {
