@@ -257,3 +257,127 @@ impl<S: KvStore + Clone + Send + Sync + 'static> KvStore for TestStore<S> {
         self.store.close()
     }
 }
+
+/// What [`hold_until_released`] prints once the child holds its resource.
+pub const READY: &str = "LOCKED";
+
+/// A second process for two-process tests (a lock held by another process): this test binary
+/// run again with only `test` selected and `env=value` set. The child's test does its part
+/// (opens the store, ...), calls [`hold_until_released`] and finishes when the parent calls
+/// [`HoldingChild::release`].
+///
+/// Test helper: every failure panics with a message.
+///
+/// # Example
+///
+/// ```no_run
+/// use kv_engine::testing::{HoldingChild, hold_until_released};
+///
+/// const CHILD_ENV: &str = "MY_STORE_LOCK_CHILD";
+///
+/// #[test]
+/// fn child_holds_the_lock() {
+///     let Some(path) = std::env::var_os(CHILD_ENV) else {
+///         return; // not started by the parent test
+///     };
+///     let lock = std::fs::File::create(&path).unwrap();
+///     lock.try_lock().unwrap();
+///     hold_until_released();
+/// }
+///
+/// #[test]
+/// fn second_process_is_refused() {
+///     let dir = tempfile::tempdir().unwrap();
+///     let path = dir.path().join("x.lock");
+///     let child = HoldingChild::spawn("child_holds_the_lock", CHILD_ENV, &path);
+///     assert!(std::fs::File::open(&path).unwrap().try_lock().is_err());
+///     child.release();
+/// }
+/// ```
+#[derive(Debug)]
+pub struct HoldingChild {
+    child: std::process::Child,
+}
+
+impl HoldingChild {
+    /// Starts the child and waits (up to a minute) until it prints [`READY`].
+    ///
+    /// # Panics
+    ///
+    /// If the child cannot be started or never reports ready.
+    ///
+    /// # Example
+    ///
+    /// See [`HoldingChild`].
+    pub fn spawn(test: &str, env: &str, value: impl AsRef<std::ffi::OsStr>) -> HoldingChild {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+
+        let exe = std::env::current_exe().expect("the test binary");
+        let mut child = Command::new(exe)
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(env, value)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the child");
+        // libtest prints its own lines first; with --nocapture the child's line may start with
+        // `test NAME ... `.
+        let stdout = child.stdout.take().expect("the child's stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut told = false;
+            // Keep draining after the signal: closing the pipe early would fail the child.
+            for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+                if !told && line.trim_end().ends_with(READY) {
+                    told = true;
+                    let _ = tx.send(true);
+                }
+            }
+            if !told {
+                let _ = tx.send(false);
+            }
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(true) => HoldingChild { child },
+            outcome => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the child never reported holding the lock: {outcome:?}");
+            }
+        }
+    }
+
+    /// Lets the child go (closes its standard input) and waits for it.
+    ///
+    /// # Panics
+    ///
+    /// If the child failed.
+    ///
+    /// # Example
+    ///
+    /// See [`HoldingChild`].
+    pub fn release(mut self) {
+        drop(self.child.stdin.take());
+        let status = self.child.wait().expect("wait for the child");
+        assert!(status.success(), "child failed: {status}");
+    }
+}
+
+/// In the child of a [`HoldingChild`]: prints [`READY`], then waits until the parent
+/// releases it (closes the child's standard input).
+///
+/// # Example
+///
+/// See [`HoldingChild`].
+pub fn hold_until_released() {
+    use std::io::Write;
+
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{READY}").expect("stdout");
+    out.flush().expect("stdout");
+    drop(out);
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+}

@@ -5,16 +5,14 @@
 //! `child_holds_the_lock` test opens the store at PATH, writes an entry, prints `LOCKED` and
 //! holds the file until its standard input closes.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kv_core::{ErrorKind, KvStore, KvStoreExt};
+use kv_engine::testing::{HoldingChild, hold_until_released};
 use kv_store_disk::DiskStore;
 
 const CHILD_ENV: &str = "KV_DISK_LOCK_CHILD";
-const READY: &str = "LOCKED";
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -35,13 +33,7 @@ fn child_holds_the_lock() {
             .put("c", "from-child", &1)
             .await
             .expect("child writes");
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{READY}").expect("stdout");
-        out.flush().expect("stdout");
-        drop(out);
-        // Hold the file until the parent closes our stdin.
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
+        hold_until_released();
         store.close().await.expect("child closes");
     });
 }
@@ -50,45 +42,7 @@ fn child_holds_the_lock() {
 fn second_process_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kv.redb");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_holds_the_lock",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, &path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the child");
-
-    // Wait for the child to hold the file (libtest prints its own lines first; with
-    // --nocapture the child's line may start with `test child_holds_the_lock ... `).
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut told = false;
-        // Keep draining after the signal: closing the pipe early would fail the child.
-        for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
-            if !told && line.trim_end().ends_with(READY) {
-                told = true;
-                let _ = tx.send(true);
-            }
-        }
-        if !told {
-            let _ = tx.send(false);
-        }
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(true) => {}
-        outcome => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the child never reported holding the lock: {outcome:?}");
-        }
-    }
+    let child = HoldingChild::spawn("child_holds_the_lock", CHILD_ENV, &path);
 
     let started = Instant::now();
     let err = DiskStore::open_path(&path).expect_err("a second process must not open the file");
@@ -108,9 +62,7 @@ fn second_process_is_refused_at_once() {
     eprintln!("second process: {err}");
 
     // The child lets go; its write is there and the file opens.
-    drop(child.stdin.take());
-    let status = child.wait().unwrap();
-    assert!(status.success(), "child failed: {status}");
+    child.release();
     block_on(async {
         let store = DiskStore::open_path(&path).expect("opens once the child is gone");
         assert_eq!(store.get::<i32>("c", "from-child").await.unwrap(), Some(1));
