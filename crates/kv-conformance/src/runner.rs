@@ -216,6 +216,11 @@ fn run_case(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push((case.name.to_owned(), why.to_owned()));
+            // Skipped cases still clean up: a server store may have created a table or a
+            // namespace on open.
+            if cap.destroy {
+                let _ = store.destroy().await;
+            }
             let _ = store.close().await;
             return Ok(Completion::ignored_with(why));
         }

@@ -14,6 +14,7 @@ pub(super) fn cases() -> Vec<crate::Case> {
         case!("keys", case_sensitive, Data),
         case!("keys", long_keys_1500_chars, Data),
         case!("keys", key_length_limit_is_enforced_cleanly),
+        case!("keys", collection_length_limit_is_enforced_cleanly),
         case!("keys", many_distinct_similar_keys, Data, NoEviction),
     ]
 }
@@ -164,7 +165,12 @@ async fn long_keys_1500_chars(fx: Fixture) -> CaseResult {
     let long_ascii = "k".repeat(1500);
     let long_unicode = "é".repeat(750);
     let prefix_twin = format!("{}{}", "k".repeat(1499), "x");
-    let max = fx.cap().max_key_len.unwrap_or(usize::MAX);
+    // Each name is used as a key and as a collection: it must fit both limits.
+    let max = fx
+        .cap()
+        .max_key_len
+        .unwrap_or(usize::MAX)
+        .min(fx.cap().max_collection_len.unwrap_or(usize::MAX));
     let names: Vec<&str> = [
         long_ascii.as_str(),
         long_unicode.as_str(),
@@ -199,6 +205,32 @@ async fn key_length_limit_is_enforced_cleanly(fx: Fixture) -> CaseResult {
     }
     let fits = "x".repeat(max);
     fx.store().put("c", &fits, &1).await?;
+    Ok(())
+}
+
+async fn collection_length_limit_is_enforced_cleanly(fx: Fixture) -> CaseResult {
+    let Some(max) = fx.cap().max_collection_len else {
+        // No limit: a 4 KiB collection name works.
+        if fx.cap().stores_data {
+            let c = "c".repeat(4 * 1024);
+            fx.store().put(&c, "k", &1).await?;
+            assert_eq!(fx.store().get::<i32>(&c, "k").await?, Some(1));
+        }
+        return Ok(());
+    };
+    let too_long = "c".repeat(max + 1);
+    match fx.store().put(&too_long, "k", &1).await {
+        Err(e) => {
+            assert_eq!(e.kind(), ErrorKind::InvalidKey, "{e}");
+            assert!(
+                e.to_string().contains(&max.to_string()),
+                "the error must name the limit: {e}"
+            );
+        }
+        Ok(()) => panic!("a collection name above max_collection_len ({max}) was accepted"),
+    }
+    let fits = "c".repeat(max);
+    fx.store().put(&fits, "k", &1).await?;
     Ok(())
 }
 
