@@ -4,7 +4,6 @@
 pub mod blocking;
 pub mod fs;
 pub mod keys;
-#[cfg(feature = "testing")]
 pub mod testing;
 pub mod url;
 mod worker;

@@ -1,4 +1,4 @@
-//! Test support for store crates (cargo feature `testing`): the conformance harness's
+//! Test support for store crates: the conformance harness's
 //! bookkeeping of open stores and their temporary directories.
 //!
 //! The conformance suite hands its `corrupt` and `reopen` hooks a `DynStore`, which cannot be
@@ -7,12 +7,7 @@
 //! remembers the store by its location, so the hooks get the concrete store back with
 //! [`Registry::lookup`].
 //!
-//! Enable it for tests only:
-//!
-//! ```toml
-//! [dev-dependencies]
-//! kv-engine = { workspace = true, features = ["testing"] }
-//! ```
+//! For tests only: these helpers panic on failure.
 
 use std::collections::BTreeMap;
 use std::future::Future;
