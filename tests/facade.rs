@@ -55,6 +55,13 @@ const SPECIAL: &[&str] = &[
     "valkeys",
     "valkey+cluster",
     "valkeys+cluster",
+    "memcached",
+    "nats",
+    "postgres",
+    "postgresql",
+    "mysql",
+    "mariadb",
+    "etcd",
 ];
 
 #[tokio::test]

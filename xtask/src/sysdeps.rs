@@ -1,8 +1,9 @@
 //! Store crates that link a system library: which ones this machine can build, the
 //! environment their builds need, and how to install what is missing.
 //!
-//! Every other crate builds from crates.io alone. These three need a C/C++ library that
-//! compiling from source would cost half an hour of CPU or more (RocksDB, DuckDB), or a
+//! Every other crate builds from crates.io alone. These need a C/C++ library that
+//! compiling from source would cost half an hour of CPU or more (RocksDB, DuckDB), protoc for a
+//! gRPC client (etcd), or a
 //! libclang for bindgen. `cargo xtask test` builds them when their library is present and
 //! otherwise skips them **by name**; under `CI=true` a missing library fails the run
 //! (`.ci/run` installs them first with `cargo xtask install`).
@@ -33,6 +34,11 @@ pub const SYSDEPS: &[SysDep] = &[
         needs: "libclang-dev (bindgen)",
     },
     SysDep {
+        package: "kv-store-etcd",
+        feature: "etcd",
+        needs: "protoc (Debian's protobuf-compiler and libprotobuf-dev) for the gRPC client",
+    },
+    SysDep {
         package: "kv-store-duckdb",
         feature: "duckdb",
         needs: "a prebuilt libduckdb.so (crates/kv-store-duckdb/install-libduckdb.sh)",
@@ -59,6 +65,7 @@ impl Plan {
                 "rocksdb" => clang && rocksdb_dir.is_some(),
                 "unqlite" => clang,
                 "duckdb" => duckdb_dir.is_some(),
+                "etcd" => has_protoc(),
                 _ => false,
             };
             if ok {
@@ -177,6 +184,16 @@ fn glob_libclang() -> bool {
         })
 }
 
+/// etcd-client's build runs protoc, which also needs the well-known .proto files.
+fn has_protoc() -> bool {
+    let protoc = env::var("PROTOC").unwrap_or_else(|_| "protoc".to_owned());
+    Command::new(protoc)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+        && Path::new("/usr/include/google/protobuf/descriptor.proto").exists()
+}
+
 fn rocksdb_lib_dir() -> Option<PathBuf> {
     let candidates = env::var("ROCKSDB_LIB_DIR")
         .ok()
@@ -230,6 +247,8 @@ pub fn install() -> Result<(), String> {
         "--no-install-recommends",
         "libclang-dev",
         "librocksdb-dev",
+        "protobuf-compiler",
+        "libprotobuf-dev",
         "pkg-config",
         "libssl-dev",
     ])?;

@@ -111,3 +111,33 @@ pub mod safetensors {
 pub mod redis {
     pub use kv_store_redis::*;
 }
+
+/// Memcached.
+#[cfg(feature = "memcached")]
+pub mod memcached {
+    pub use kv_store_memcached::*;
+}
+
+/// NATS JetStream KV.
+#[cfg(feature = "nats")]
+pub mod nats {
+    pub use kv_store_nats::*;
+}
+
+/// etcd v3.
+#[cfg(feature = "etcd")]
+pub mod etcd {
+    pub use kv_store_etcd::*;
+}
+
+/// PostgreSQL.
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use kv_store_postgres::*;
+}
+
+/// MySQL and MariaDB.
+#[cfg(feature = "mysql")]
+pub mod mysql {
+    pub use kv_store_mysql::*;
+}

@@ -80,6 +80,11 @@ stores! {
     "safetensors" => ["safetensors"] => sync kv_store_safetensors::SafetensorsStore::open;
     "redis" => ["redis", "rediss", "redis+cluster", "rediss+cluster", "valkey", "valkeys",
         "valkey+cluster", "valkeys+cluster"] => async kv_store_redis::RedisStore::connect;
+    "postgres" => ["postgres", "postgresql"] => async kv_store_postgres::PostgresStore::connect;
+    "mysql" => ["mysql", "mariadb"] => async kv_store_mysql::MysqlStore::connect;
+    "memcached" => ["memcached"] => async kv_store_memcached::MemcachedStore::connect;
+    "nats" => ["nats"] => async kv_store_nats::NatsStore::connect;
+    "etcd" => ["etcd"] => async kv_store_etcd::EtcdStore::connect;
 }
 
 /// Opens the store a URL names, e.g. `memory://`, `redb://data/app.redb` (relative) or
