@@ -266,25 +266,32 @@ impl JsonFileStore {
             let open = open.ok_or_else(|| closed(op)).map_err(ctx)?;
             let durability = open.durability;
             let work = move || -> Result<T> {
-                let (out, pending) = {
-                    let mut snap = open.data.write().unwrap_or_else(PoisonError::into_inner);
-                    let (out, changed) = f(&mut snap.data)?;
-                    if !changed {
-                        return Ok(out);
-                    }
-                    snap.generation += 1;
-                    let pending = match open.durability {
-                        Durability::Immediate => {
-                            Some((format::encode_file(&snap.data)?, snap.generation))
+                let mut snap = open.data.write().unwrap_or_else(PoisonError::into_inner);
+                match open.durability {
+                    // The change is made on a copy and becomes visible only once the file
+                    // holds it: a write that fails (disk full, permissions) returns its error
+                    // and leaves nothing behind, in memory or on disk. The copy costs no more
+                    // than encoding the whole file, which every durable write does anyway.
+                    Durability::Immediate => {
+                        let mut next = snap.data.clone();
+                        let (out, changed) = f(&mut next)?;
+                        if !changed {
+                            return Ok(out);
                         }
-                        Durability::OnClose => None,
-                    };
-                    (out, pending)
-                };
-                if let Some((bytes, generation)) = pending {
-                    open.persist(&bytes, generation)?;
+                        let generation = snap.generation + 1;
+                        open.persist(&format::encode_file(&next)?, generation)?;
+                        snap.data = next;
+                        snap.generation = generation;
+                        Ok(out)
+                    }
+                    Durability::OnClose => {
+                        let (out, changed) = f(&mut snap.data)?;
+                        if changed {
+                            snap.generation += 1;
+                        }
+                        Ok(out)
+                    }
                 }
-                Ok(out)
             };
             match durability {
                 Durability::Immediate => run_blocking(STORE, op, work).await.map_err(ctx),
