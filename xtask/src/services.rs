@@ -1610,6 +1610,23 @@ pub fn test_env() -> Vec<(String, String)> {
             eprintln!("xtask: test services not up: {}", down.join(", "));
         }
     }
+    // The fault tests start servers of their own: let them find the binaries `install` put
+    // outside the usual PATH (the venv's nats-server and valkey, /usr/sbin's mariadbd,
+    // PostgreSQL's versioned bin directory). Appended, so the caller's PATH still wins.
+    if env::var_os("NATS_SERVER_BIN").is_none()
+        && let Some(p) = find_bin("nats-server")
+    {
+        out.push(("NATS_SERVER_BIN".to_owned(), p.display().to_string()));
+    }
+    let mut dirs: Vec<PathBuf> =
+        env::split_paths(&env::var_os("PATH").unwrap_or_default()).collect();
+    dirs.push(venv_dir().join("bin"));
+    dirs.extend(valkey_dir());
+    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
+    dirs.extend(postgres_dirs());
+    if let Ok(path) = env::join_paths(dirs) {
+        out.push(("PATH".to_owned(), path.to_string_lossy().into_owned()));
+    }
     out
 }
 
