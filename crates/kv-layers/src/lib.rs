@@ -45,6 +45,7 @@
 //! | [`read_only`] | rejects (or ignores) every write |
 //! | [`default_value`] | a default value returned for misses |
 //! | [`limit_size`] | rejects values above (or below) a size |
+//! | [`compression`] | LZ4 compression of values, readable alongside uncompressed ones |
 //! | [`statistics`] | hit, miss, put, delete and error counters per collection |
 //! | [`timeout`] | a deadline per operation |
 //! | [`retry`] | exponential backoff with jitter on temporary errors |
@@ -59,6 +60,7 @@ mod forward;
 mod testutil;
 mod util;
 
+pub mod compression;
 pub mod default_value;
 pub mod fallback;
 pub mod limit_size;
