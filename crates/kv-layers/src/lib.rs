@@ -46,6 +46,7 @@
 //! | [`default_value`] | a default value returned for misses |
 //! | [`limit_size`] | rejects values above (or below) a size |
 //! | [`compression`] | LZ4 compression of values, readable alongside uncompressed ones |
+//! | [`encryption`] | XChaCha20-Poly1305 encryption of values bound to their collection and key, with key rotation |
 //! | [`statistics`] | hit, miss, put, delete and error counters per collection |
 //! | [`timeout`] | a deadline per operation |
 //! | [`retry`] | exponential backoff with jitter on temporary errors |
@@ -62,6 +63,7 @@ mod util;
 
 pub mod compression;
 pub mod default_value;
+pub mod encryption;
 pub mod fallback;
 pub mod limit_size;
 pub mod prefix_collections;
