@@ -48,6 +48,7 @@
 //! | [`compression`] | LZ4 compression of values, readable alongside uncompressed ones |
 //! | [`encryption`] | XChaCha20-Poly1305 encryption of values bound to their collection and key, with key rotation |
 //! | [`statistics`] | hit, miss, put, delete and error counters per collection |
+//! | [`tracing_layer`] | a `tracing` span per operation, with its outcome; a warning per failure |
 //! | [`timeout`] | a deadline per operation |
 //! | [`retry`] | exponential backoff with jitter on temporary errors |
 //! | [`fallback`] | a secondary store when the primary fails |
@@ -74,6 +75,7 @@ pub mod routing;
 pub mod single_collection;
 pub mod statistics;
 pub mod timeout;
+pub mod tracing_layer;
 pub mod ttl_clamp;
 
 use kv_core::{KvStore, Layer};
