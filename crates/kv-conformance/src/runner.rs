@@ -31,11 +31,12 @@ pub(crate) struct Harness {
 /// ```no_run
 /// use std::sync::Arc;
 /// use kv_conformance::Suite;
-/// # struct MyStore;
-/// # fn my_store() -> kv_core::DynStore { unimplemented!() }
+/// use kv_core::{DynStore, KvStore, Result};
 ///
-/// fn main() {
-///     Suite::new("my-store", || async { Ok(my_store()) }).run();
+/// /// The body of `tests/conformance.rs` (`harness = false`); `open` makes a store whose data
+/// /// is isolated from every other one it made (its own file, namespace or prefix).
+/// fn run_suite<S: KvStore>(open: fn() -> Result<S>) -> ! {
+///     Suite::new("my-store", move || async move { Ok(Arc::new(open()?) as DynStore) }).run()
 /// }
 /// ```
 pub struct Suite {
@@ -97,13 +98,18 @@ impl Suite {
     /// [`service_url`](crate::service_url) in `open`.
     ///
     /// ```no_run
+    /// use std::future::Future;
     /// use kv_conformance::{Suite, service_url};
-    /// # fn connect(url: &str) -> kv_core::Result<kv_core::DynStore> { unimplemented!() }
+    /// use kv_core::{DynStore, Result};
     ///
-    /// fn main() {
-    ///     Suite::new("redis", || async { connect(&service_url("KV_TEST_REDIS_URL").unwrap()) })
+    /// /// `connect` opens the store under test at the URL (a store crate's own constructor).
+    /// fn run_suite<F>(connect: fn(String) -> F) -> !
+    /// where
+    ///     F: Future<Output = Result<DynStore>> + Send + 'static,
+    /// {
+    ///     Suite::new("redis", move || connect(service_url("KV_TEST_REDIS_URL").unwrap_or_default()))
     ///         .needs_service("KV_TEST_REDIS_URL", "cargo xtask services up redis")
-    ///         .run();
+    ///         .run()
     /// }
     /// ```
     pub fn needs_service(mut self, var: &str, hint: &str) -> Self {
