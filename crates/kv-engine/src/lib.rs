@@ -4,6 +4,7 @@
 pub mod blocking;
 pub mod fs;
 pub mod keys;
+mod store_impl;
 pub mod testing;
 pub mod url;
 mod worker;

@@ -1,18 +1,13 @@
 //! The store: one RocksDB directory, owned by one worker thread.
 
 use std::fmt;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use kv_core::Timestamp;
 use kv_core::envelope;
-use kv_core::{
-    Bytes, Capability, ClearOptions, CollectionsOptions, CullOptions, DeleteOptions,
-    DestroyOptions, Entry, Error, ErrorKind, GetOptions, KvStore, Operation, PutManyOptions,
-    PutOptions, Result, ScanOptions, ScanPage, StoreInfo, Ttl,
-};
+use kv_core::{Capability, Error, ErrorKind, Operation, Result, StoreInfo};
 use rocksdb::compaction_filter::Decision;
 use rocksdb::{DB, Options, WriteBatch, WriteOptions};
 
@@ -289,119 +284,7 @@ impl Engine for Rdb {
 
 // ----- the trait -----
 
-impl KvStore for RocksDbStore {
-    fn info(&self) -> &StoreInfo {
-        &self.inner.info
-    }
-
-    fn get_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        _opts: GetOptions,
-    ) -> impl Future<Output = Result<Option<Entry>>> + Send {
-        let c = self.inner.info.resolve(collection);
-        self.inner.core.get(c, key)
-    }
-
-    fn get_many_opts(
-        &self,
-        collection: &str,
-        keys: &[&str],
-        _opts: GetOptions,
-    ) -> impl Future<Output = Result<Vec<Option<Entry>>>> + Send {
-        let c = self.inner.info.resolve(collection);
-        self.inner.core.get_many(c, keys)
-    }
-
-    fn put_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        value: Bytes,
-        opts: PutOptions,
-    ) -> impl Future<Output = Result<()>> + Send {
-        let c = self.inner.info.resolve(collection);
-        self.inner.core.put(c, key, value, opts.ttl, opts.mode)
-    }
-
-    fn put_many_opts(
-        &self,
-        collection: &str,
-        entries: &[(&str, Bytes)],
-        opts: PutManyOptions,
-    ) -> impl Future<Output = Result<()>> + Send {
-        let c = self.inner.info.resolve(collection);
-        self.inner.core.put_many(c, entries, opts.ttl)
-    }
-
-    fn delete_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        _opts: DeleteOptions,
-    ) -> impl Future<Output = Result<bool>> + Send {
-        let c = self.inner.info.resolve(collection);
-        self.inner.core.delete(c, key)
-    }
-
-    fn delete_many_opts(
-        &self,
-        collection: &str,
-        keys: &[&str],
-        _opts: DeleteOptions,
-    ) -> impl Future<Output = Result<u64>> + Send {
-        let c = self.inner.info.resolve(collection);
-        self.inner.core.delete_many(c, keys)
-    }
-
-    fn ttl_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        _opts: GetOptions,
-    ) -> impl Future<Output = Result<Option<Ttl>>> + Send {
-        let c = self.inner.info.resolve(collection);
-        self.inner.core.ttl(c, key)
-    }
-
-    fn scan_opts(
-        &self,
-        collection: &str,
-        opts: ScanOptions,
-    ) -> impl Future<Output = Result<ScanPage>> + Send {
-        let c = self.inner.info.resolve(collection);
-        self.inner.core.scan(c, opts)
-    }
-
-    fn collections_opts(
-        &self,
-        _opts: CollectionsOptions,
-    ) -> impl Future<Output = Result<Vec<String>>> + Send {
-        self.inner.core.collections()
-    }
-
-    fn clear_opts(
-        &self,
-        collection: &str,
-        _opts: ClearOptions,
-    ) -> impl Future<Output = Result<u64>> + Send {
-        let c = self.inner.info.resolve(collection);
-        self.inner.core.clear(c)
-    }
-
-    fn destroy_opts(&self, _opts: DestroyOptions) -> impl Future<Output = Result<()>> + Send {
-        self.inner.core.destroy()
-    }
-
-    fn cull_opts(&self, _opts: CullOptions) -> impl Future<Output = Result<u64>> + Send {
-        self.inner.core.cull()
-    }
-
-    fn close(&self) -> impl Future<Output = Result<()>> + Send {
-        self.inner.core.close()
-    }
-}
+kv_engine::impl_kv_store!(RocksDbStore, info: inner.info, core: inner.core);
 
 #[cfg(test)]
 mod tests {
