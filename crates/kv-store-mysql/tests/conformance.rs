@@ -10,13 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use kv_conformance::{Suite, service_url};
-use std::future::Future;
 
-use kv_core::{
-    Bytes, ClearOptions, CollectionsOptions, CullOptions, DeleteOptions, DestroyOptions, DynStore,
-    Entry, Error, ErrorKind, GetOptions, KvStore, KvStoreExt, PutManyOptions, PutOptions, Result,
-    ScanOptions, ScanPage, StoreInfo, Ttl,
-};
+use kv_core::{DynStore, Error, ErrorKind, KvStore, Result};
 use kv_store_mysql::MysqlStore;
 
 const VAR: &str = "KV_TEST_MYSQL_URL";
@@ -35,7 +30,7 @@ fn register(store: MysqlStore) -> DynStore {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(store.info().location.clone(), store.clone());
-    std::sync::Arc::new(Harnessed { store })
+    std::sync::Arc::new(store)
 }
 
 fn lookup(store: &DynStore) -> Result<MysqlStore> {
@@ -83,139 +78,10 @@ async fn reopen(store: DynStore) -> Result<DynStore> {
     Ok(register(again))
 }
 
-/// The store under test, as the suite sees it.
-struct Harnessed {
-    store: MysqlStore,
-}
-
 fn main() {
     Suite::new("mysql", open)
         .corrupt(corrupt)
         .reopen(reopen)
         .needs_service(VAR, "cargo xtask services up mariadb")
         .run()
-}
-
-// Plain delegation, except `destroy` after `close`: the suite cleans up with `destroy` after
-// cases that closed the store, so the harness drops the table through a new connection.
-#[allow(clippy::manual_async_fn)]
-impl KvStore for Harnessed {
-    fn info(&self) -> &StoreInfo {
-        self.store.info()
-    }
-
-    fn get_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        opts: GetOptions,
-    ) -> impl Future<Output = Result<Option<Entry>>> + Send {
-        self.store.get_opts(collection, key, opts)
-    }
-
-    fn get_many_opts(
-        &self,
-        collection: &str,
-        keys: &[&str],
-        opts: GetOptions,
-    ) -> impl Future<Output = Result<Vec<Option<Entry>>>> + Send {
-        self.store.get_many_opts(collection, keys, opts)
-    }
-
-    fn put_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        value: Bytes,
-        opts: PutOptions,
-    ) -> impl Future<Output = Result<()>> + Send {
-        self.store.put_opts(collection, key, value, opts)
-    }
-
-    fn put_many_opts(
-        &self,
-        collection: &str,
-        entries: &[(&str, Bytes)],
-        opts: PutManyOptions,
-    ) -> impl Future<Output = Result<()>> + Send {
-        self.store.put_many_opts(collection, entries, opts)
-    }
-
-    fn delete_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        opts: DeleteOptions,
-    ) -> impl Future<Output = Result<bool>> + Send {
-        self.store.delete_opts(collection, key, opts)
-    }
-
-    fn delete_many_opts(
-        &self,
-        collection: &str,
-        keys: &[&str],
-        opts: DeleteOptions,
-    ) -> impl Future<Output = Result<u64>> + Send {
-        self.store.delete_many_opts(collection, keys, opts)
-    }
-
-    fn ttl_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        opts: GetOptions,
-    ) -> impl Future<Output = Result<Option<Ttl>>> + Send {
-        self.store.ttl_opts(collection, key, opts)
-    }
-
-    fn scan_opts(
-        &self,
-        collection: &str,
-        opts: ScanOptions,
-    ) -> impl Future<Output = Result<ScanPage>> + Send {
-        self.store.scan_opts(collection, opts)
-    }
-
-    fn collections_opts(
-        &self,
-        opts: CollectionsOptions,
-    ) -> impl Future<Output = Result<Vec<String>>> + Send {
-        self.store.collections_opts(opts)
-    }
-
-    fn clear_opts(
-        &self,
-        collection: &str,
-        opts: ClearOptions,
-    ) -> impl Future<Output = Result<u64>> + Send {
-        self.store.clear_opts(collection, opts)
-    }
-
-    fn destroy_opts(&self, opts: DestroyOptions) -> impl Future<Output = Result<()>> + Send {
-        async move {
-            match self.store.destroy_opts(opts).await {
-                Err(e) if e.kind() == ErrorKind::Closed => {
-                    let again = MysqlStore::connect(&url_with(self.store.table())?).await?;
-                    again.destroy().await?;
-                    again.close().await
-                }
-                other => other,
-            }
-        }
-    }
-
-    fn cull_opts(&self, opts: CullOptions) -> impl Future<Output = Result<u64>> + Send {
-        self.store.cull_opts(opts)
-    }
-
-    fn close(&self) -> impl Future<Output = Result<()>> + Send {
-        // The suite closes stores of skipped cases without destroying them: drop a table that
-        // holds nothing, so test runs leave no tables behind.
-        async move {
-            if self.store.collections().await.is_ok_and(|c| c.is_empty()) {
-                let _ = self.store.destroy().await;
-            }
-            self.store.close().await
-        }
-    }
 }
