@@ -267,6 +267,24 @@ impl Error {
         self
     }
 
+    /// Replaces the collection and key the error names, keeping everything else (kind,
+    /// message, temporary flag, store, operation, source). For layers that rename what they
+    /// pass on (key prefixes, a single backing collection): the caller sees its own names.
+    ///
+    /// ```
+    /// use kv_core::{Error, ErrorKind};
+    ///
+    /// let inner = Error::new(ErrorKind::Corrupt, "bad bytes").with_key("app__alice");
+    /// let err = inner.rename(None, Some("alice"));
+    /// assert_eq!(err.key(), Some("alice"));
+    /// assert_eq!(err.kind(), ErrorKind::Corrupt);
+    /// ```
+    pub fn rename(mut self, collection: Option<&str>, key: Option<&str>) -> Self {
+        self.0.collection = collection.map(str::to_owned);
+        self.0.key = key.map(str::to_owned);
+        self
+    }
+
     /// Sets store, operation, collection and key at once (each only if not set yet).
     pub fn with_context(
         self,

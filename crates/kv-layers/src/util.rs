@@ -1,8 +1,5 @@
 //! Helpers the layers share: collision-free name joins and clearing by scan.
 
-use std::error::Error as StdError;
-use std::fmt;
-
 use kv_core::{Capability, DeleteOptions, Error, KvStore, Result, ScanOptions};
 
 /// The separator between a namespace part (a prefix or a collection name) and the rest, as in
@@ -163,10 +160,7 @@ pub(crate) fn shrink(limit: Option<usize>, by: usize) -> Option<usize> {
 /// Rewrites the collection and key an error names, from the inner store's names to the ones
 /// the caller used. `map` gets the error's (collection, key) and returns the caller's, or
 /// `None` to keep the error as it is.
-///
-/// `kv_core::Error` only sets context that is not set yet (the innermost store wins), so the
-/// error is rebuilt: same kind, message, temporariness, store and operation; its cause chain
-/// is kept (the original error's own source).
+/// Everything else about the error is kept ([`Error::rename`]).
 pub(crate) fn rename_context(
     err: Error,
     map: impl FnOnce(Option<&str>, Option<&str>) -> Option<(Option<String>, Option<String>)>,
@@ -174,53 +168,7 @@ pub(crate) fn rename_context(
     let Some((collection, key)) = map(err.collection(), err.key()) else {
         return err;
     };
-    if collection.as_deref() == err.collection() && key.as_deref() == err.key() {
-        return err;
-    }
-    let mut out = Error::new(err.kind(), err.message().to_owned()).temporary(err.is_temporary());
-    if let Some(s) = err.store() {
-        out = out.with_store(s.to_owned());
-    }
-    if let Some(op) = err.operation() {
-        out = out.with_operation(op);
-    }
-    if let Some(c) = &collection {
-        out = out.with_collection(c);
-    }
-    if let Some(k) = &key {
-        out = out.with_key(k);
-    }
-    if err.source().is_some() {
-        out = out.with_source(Cause(err));
-    }
-    out
-}
-
-/// The cause chain of a rebuilt error: shows and returns the original error's source.
-struct Cause(Error);
-
-impl fmt::Debug for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.source() {
-            Some(s) => fmt::Debug::fmt(s, f),
-            None => f.write_str("Cause"),
-        }
-    }
-}
-
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.source() {
-            Some(s) => fmt::Display::fmt(s, f),
-            None => Ok(()),
-        }
-    }
-}
-
-impl StdError for Cause {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.0.source().and_then(StdError::source)
-    }
+    err.rename(collection.as_deref(), key.as_deref())
 }
 
 #[cfg(test)]
