@@ -51,6 +51,7 @@
 //! | [`tracing_layer`] | a `tracing` span per operation, with its outcome; a warning per failure |
 //! | [`timeout`] | a deadline per operation |
 //! | [`retry`] | exponential backoff with jitter on temporary errors |
+//! | [`circuit_breaker`] | fails fast while a store keeps failing, with a trial call after a cool-down |
 //! | [`fallback`] | a secondary store when the primary fails |
 //! | [`routing`] | collections routed to different stores |
 #![forbid(unsafe_code)]
@@ -62,6 +63,7 @@ mod forward;
 mod testutil;
 mod util;
 
+pub mod circuit_breaker;
 pub mod compression;
 pub mod default_value;
 pub mod encryption;
