@@ -52,6 +52,7 @@
 //! | [`timeout`] | a deadline per operation |
 //! | [`retry`] | exponential backoff with jitter on temporary errors |
 //! | [`circuit_breaker`] | fails fast while a store keeps failing, with a trial call after a cool-down |
+//! | [`rate_limit`] | a token bucket: operations wait for (or are refused) a slot beyond a rate |
 //! | [`fallback`] | a secondary store when the primary fails |
 //! | [`routing`] | collections routed to different stores |
 #![forbid(unsafe_code)]
@@ -71,6 +72,7 @@ pub mod fallback;
 pub mod limit_size;
 pub mod prefix_collections;
 pub mod prefix_keys;
+pub mod rate_limit;
 pub mod read_only;
 pub mod retry;
 pub mod routing;
