@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,6 +11,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::search::Filter;
 use crate::{
     ClearOptions, Codec, CollectionsOptions, CullOptions, DeleteOptions, DestroyOptions, Entry,
     Error, ErrorKind, GetOptions, KvStore, Operation, PutOptions, Result, ScanItem, ScanOptions,
@@ -244,6 +246,55 @@ pub trait KvStoreExt: KvStore {
         })
     }
 
+    /// A stream over the entries of a collection that match `filter` (see [`search`](crate::search)):
+    /// keys by glob or regex, values by conditions on their JSON fields. Take as many as you
+    /// need — a limit counts matches. The filter is pushed down to stores that can evaluate
+    /// it natively and checked again here, so results are the same on every store. Items
+    /// come in the store's scan order.
+    ///
+    /// ```
+    /// # async fn demo(store: kv_core::DynStore) -> kv_core::Result<()> {
+    /// use futures_util::{StreamExt, TryStreamExt};
+    /// use kv_core::KvStoreExt;
+    /// use kv_core::search::{Condition, Filter};
+    ///
+    /// for (i, city) in ["Paris", "Oslo", "Paris"].iter().enumerate() {
+    ///     store.put("users", &format!("user:{i}"), &serde_json::json!({"age": 20 + i, "city": city})).await?;
+    /// }
+    /// let filter = Filter::new().key_glob("user:*")?.and(Condition::eq("city", "Paris"));
+    /// let found: Vec<_> = store.search("users", filter).take(10).try_collect().await?;
+    /// let keys: Vec<&str> = found.iter().map(|item| item.key.as_str()).collect();
+    /// assert_eq!(keys, ["user:0", "user:2"]);
+    /// # Ok(()) }
+    /// ```
+    fn search<'a>(
+        &'a self,
+        collection: &'a str,
+        filter: Filter,
+    ) -> impl Stream<Item = Result<ScanItem>> + Send + 'a {
+        search_stream(self, collection, filter, false)
+    }
+
+    /// The keys of the entries that match `filter` — a keys-only scan unless the filter has
+    /// conditions on values.
+    ///
+    /// ```
+    /// # async fn demo(store: kv_core::DynStore) -> kv_core::Result<()> {
+    /// use futures_util::TryStreamExt;
+    /// use kv_core::KvStoreExt;
+    /// use kv_core::search::Filter;
+    ///
+    /// let keys: Vec<String> = store.search_keys("users", Filter::new().key_regex("^user:[0-9]+$")?).try_collect().await?;
+    /// # let _ = keys; Ok(()) }
+    /// ```
+    fn search_keys<'a>(
+        &'a self,
+        collection: &'a str,
+        filter: Filter,
+    ) -> impl Stream<Item = Result<String>> + Send + 'a {
+        search_stream(self, collection, filter, true).map(|r| r.map(|item| item.key))
+    }
+
     /// The names of the collections holding entries.
     fn collections(&self) -> impl Future<Output = Result<Vec<String>>> + Send {
         self.collections_opts(CollectionsOptions::default())
@@ -407,6 +458,30 @@ pub trait KvStoreExt: KvStore {
 }
 
 impl<S: KvStore + ?Sized> KvStoreExt for S {}
+
+/// A scan narrowed to the filter's literal key prefix, with the filter as pushdown hint, and
+/// every item checked against the filter again.
+pub(crate) fn search_stream<'a, S: KvStore + ?Sized>(
+    store: &'a S,
+    collection: &'a str,
+    filter: Filter,
+    keys_only: bool,
+) -> impl Stream<Item = Result<ScanItem>> + Send + 'a {
+    let prefix = filter.key().map(|k| k.literal_prefix()).unwrap_or_default();
+    let keys_only = keys_only && !filter.needs_values();
+    let filter = Arc::new(filter);
+    let mut opts = ScanOptions::default()
+        .with_prefix(prefix)
+        .with_filter(Arc::clone(&filter));
+    opts.keys_only = keys_only;
+    scan_stream(store, collection, opts).filter(move |r| {
+        let keep = match r {
+            Ok(item) => filter.matches_item(item),
+            Err(_) => true,
+        };
+        std::future::ready(keep)
+    })
+}
 
 /// Pages → stream. Stops with an error if a store hands back the cursor it was given with an
 /// empty page, which would otherwise loop forever.

@@ -10,6 +10,8 @@
 //! - the data model ([`Entry`], [`Timestamp`], [`Version`], [`Ttl`]), [`Capability`] and
 //!   [`Error`];
 //! - codecs ([`Codec`]), the native [`envelope`] and the py-key-value [`format::pykv`] format;
+//! - [`search`]: keys by glob or regex, entries by conditions on JSON fields, pushed down
+//!   to stores that filter natively;
 //! - helpers stores share: [`ttl`] rules, [`scan`] paging, [`fallback`] batches, store
 //!   [`url`]s.
 //!
@@ -44,6 +46,7 @@ pub mod envelope;
 pub mod fallback;
 pub mod format;
 pub mod scan;
+pub mod search;
 pub mod sync;
 pub mod ttl;
 pub mod url;

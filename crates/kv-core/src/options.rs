@@ -2,7 +2,10 @@
 //! without breaking callers or stores; build them with `Default` and the `with_*` methods.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::search::Filter;
 
 use crate::{Entry, Version};
 
@@ -155,6 +158,13 @@ pub struct ScanOptions {
     pub page_size: usize,
     /// Return keys only ([`ScanItem::entry`] is `None`), which is cheaper on most stores.
     pub keys_only: bool,
+    /// A search hint: a store that can evaluate (part of) this filter natively may leave out
+    /// items that do not match; it must never leave out one that does. Stores that cannot
+    /// filter ignore it, so callers check every item again with
+    /// [`Filter::matches_item`](crate::search::Filter::matches_item), as
+    /// [`KvStoreExt::search`](crate::KvStoreExt::search) does. A layer that changes keys or
+    /// values must remove (the affected part of) the filter before passing the options on.
+    pub filter: Option<Arc<Filter>>,
 }
 
 impl Default for ScanOptions {
@@ -164,6 +174,7 @@ impl Default for ScanOptions {
             cursor: None,
             page_size: DEFAULT_PAGE_SIZE,
             keys_only: false,
+            filter: None,
         }
     }
 }
@@ -190,6 +201,35 @@ impl ScanOptions {
     /// Asks for keys only.
     pub fn keys_only(mut self) -> Self {
         self.keys_only = true;
+        self
+    }
+
+    /// Attaches a search filter as a pushdown hint (see [`ScanOptions::filter`]).
+    pub fn with_filter(mut self, filter: impl Into<Arc<Filter>>) -> Self {
+        self.filter = Some(filter.into());
+        self
+    }
+
+    /// The filter, if any, that a store may evaluate natively.
+    pub fn filter(&self) -> Option<&Filter> {
+        self.filter.as_deref()
+    }
+
+    /// Drops the filter: what a layer that changes stored values passes on (the store below
+    /// would evaluate conditions on bytes the caller never wrote).
+    pub fn without_filter(mut self) -> Self {
+        self.filter = None;
+        self
+    }
+
+    /// Drops the filter's key pattern, keeping its conditions on values: what a layer that
+    /// renames keys passes on.
+    pub fn without_key_filter(mut self) -> Self {
+        if let Some(f) = &self.filter {
+            if f.key().is_some() {
+                self.filter = (!f.conditions().is_empty()).then(|| Arc::new(f.without_key()));
+            }
+        }
         self
     }
 }

@@ -311,7 +311,11 @@ impl<S: KvStore> KvStore for Compression<S> {
     }
 
     async fn scan_opts(&self, collection: &str, opts: ScanOptions) -> Result<ScanPage> {
-        let mut page = self.inner.scan_opts(collection, opts).await?;
+        // Conditions cannot be evaluated on compressed bytes below.
+        let mut page = self
+            .inner
+            .scan_opts(collection, opts.without_filter())
+            .await?;
         for item in &mut page.items {
             if let Some(entry) = item.entry.take() {
                 let entry = decode_entry(entry).map_err(|e| {

@@ -425,7 +425,11 @@ impl<S: KvStore> KvStore for Encryption<S> {
     }
 
     async fn scan_opts(&self, collection: &str, opts: ScanOptions) -> Result<ScanPage> {
-        let mut page = self.inner.scan_opts(collection, opts).await?;
+        // Conditions cannot be evaluated on encrypted bytes below.
+        let mut page = self
+            .inner
+            .scan_opts(collection, opts.without_filter())
+            .await?;
         let resolved = self.info.resolve(collection);
         for item in &mut page.items {
             if let Some(entry) = item.entry.take() {

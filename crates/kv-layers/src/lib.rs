@@ -49,6 +49,7 @@
 //! | [`encryption`] | XChaCha20-Poly1305 encryption of values bound to their collection and key, with key rotation |
 //! | [`statistics`] | hit, miss, put, delete and error counters per collection |
 //! | [`tracing_layer`] | a `tracing` span per operation, with its outcome; a warning per failure |
+//! | [`logging`] | one `tracing` log event per operation (outcome, timing; values only on request) |
 //! | [`timeout`] | a deadline per operation |
 //! | [`retry`] | exponential backoff with jitter on temporary errors |
 //! | [`circuit_breaker`] | fails fast while a store keeps failing, with a trial call after a cool-down |
@@ -61,6 +62,8 @@
 #[macro_use]
 mod forward;
 #[cfg(test)]
+mod test_tracing;
+#[cfg(test)]
 mod testutil;
 mod util;
 
@@ -70,6 +73,7 @@ pub mod default_value;
 pub mod encryption;
 pub mod fallback;
 pub mod limit_size;
+pub mod logging;
 pub mod prefix_collections;
 pub mod prefix_keys;
 pub mod rate_limit;

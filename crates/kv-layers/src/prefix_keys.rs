@@ -211,7 +211,7 @@ impl<S: KvStore> KvStore for PrefixKeys<S> {
         let prefix = self.key(&opts.prefix);
         let page = self
             .inner
-            .scan_opts(collection, opts.with_prefix(prefix))
+            .scan_opts(collection, opts.with_prefix(prefix).without_key_filter())
             .await
             .map_err(|e| self.fix(e))?;
         let items = page

@@ -249,7 +249,7 @@ impl<S: KvStore> KvStore for SingleCollection<S> {
         let prefix = join(&ns, &opts.prefix);
         let page = self
             .inner
-            .scan_opts(&self.backing, opts.with_prefix(prefix))
+            .scan_opts(&self.backing, opts.with_prefix(prefix).without_key_filter())
             .await
             .map_err(|e| self.fix(e))?;
         let items = page

@@ -409,111 +409,9 @@ impl<S: KvStore> KvStore for Traced<S> {
 mod tests {
     use super::*;
     use crate::StoreLayerExt;
+    use crate::test_tracing::{assert_absent, recorded};
     use kv_core::KvStoreExt;
     use kv_store_memory::MemoryStore;
-    use std::fmt;
-    use std::sync::{Arc, Mutex};
-    use tracing::field::{Field, Visit};
-    use tracing::span::{Attributes, Id, Record};
-    use tracing::{Event, Metadata, Subscriber};
-
-    /// One recorded span or event: its name (the event's message for events), its level and
-    /// every field set on it, formatted.
-    #[derive(Clone, Debug)]
-    struct Recorded {
-        event: bool,
-        name: String,
-        level: Level,
-        fields: Vec<(String, String)>,
-    }
-
-    impl Recorded {
-        fn field(&self, name: &str) -> Option<&str> {
-            self.fields
-                .iter()
-                .rev()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
-        }
-    }
-
-    struct Fields<'a>(&'a mut Vec<(String, String)>);
-
-    impl Visit for Fields<'_> {
-        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-            self.0.push((field.name().to_owned(), format!("{value:?}")));
-        }
-        fn record_str(&mut self, field: &Field, value: &str) {
-            self.0.push((field.name().to_owned(), value.to_owned()));
-        }
-    }
-
-    /// A minimal subscriber keeping every span and event in a vector (span ids index it).
-    #[derive(Clone, Default)]
-    struct Recorder {
-        log: Arc<Mutex<Vec<Recorded>>>,
-    }
-
-    impl Recorder {
-        fn log(&self) -> Vec<Recorded> {
-            self.log.lock().unwrap().clone()
-        }
-    }
-
-    impl Subscriber for Recorder {
-        fn enabled(&self, _: &Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, span: &Attributes<'_>) -> Id {
-            let mut fields = Vec::new();
-            span.record(&mut Fields(&mut fields));
-            let mut log = self.log.lock().unwrap();
-            log.push(Recorded {
-                event: false,
-                name: span.metadata().name().to_owned(),
-                level: *span.metadata().level(),
-                fields,
-            });
-            Id::from_u64(log.len() as u64)
-        }
-        fn record(&self, span: &Id, values: &Record<'_>) {
-            let mut log = self.log.lock().unwrap();
-            let r = &mut log[span.into_u64() as usize - 1];
-            values.record(&mut Fields(&mut r.fields));
-        }
-        fn record_follows_from(&self, _: &Id, _: &Id) {}
-        fn event(&self, event: &Event<'_>) {
-            let mut fields = Vec::new();
-            event.record(&mut Fields(&mut fields));
-            let name = fields
-                .iter()
-                .find(|(n, _)| n == "message")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
-            self.log.lock().unwrap().push(Recorded {
-                event: true,
-                name,
-                level: *event.metadata().level(),
-                fields,
-            });
-        }
-        fn enter(&self, _: &Id) {}
-        fn exit(&self, _: &Id) {}
-    }
-
-    /// Runs `f` on a current-thread runtime with a fresh [`Recorder`] as the default
-    /// subscriber, and returns what it recorded.
-    fn recorded<F: std::future::Future<Output = ()>>(f: impl FnOnce() -> F) -> Vec<Recorded> {
-        let recorder = Recorder::default();
-        tracing::subscriber::with_default(recorder.clone(), || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(f())
-        });
-        recorder.log()
-    }
 
     const SECRET: &str = "s3cr3t-value-bytes";
 
@@ -565,7 +463,7 @@ mod tests {
         assert_eq!(warn.level, Level::WARN);
         assert_eq!(warn.name, "kv.put failed");
         assert!(warn.field("error").is_some_and(|e| !e.is_empty()));
-        assert_no_secret(&log);
+        assert_absent(&log, SECRET);
     }
 
     #[test]
@@ -597,18 +495,6 @@ mod tests {
         );
         assert_eq!(span("kv.delete_many").field("count"), Some("1"));
         assert_eq!(span("kv.clear").field("count"), Some("1"));
-        assert_no_secret(&log);
-    }
-
-    fn assert_no_secret(log: &[Recorded]) {
-        for r in log {
-            for (n, v) in &r.fields {
-                assert!(
-                    !v.contains(SECRET),
-                    "{n} of {} holds the value: {v}",
-                    r.name
-                );
-            }
-        }
+        assert_absent(&log, SECRET);
     }
 }

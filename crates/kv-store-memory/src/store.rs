@@ -48,6 +48,9 @@ struct Shared {
     closed: AtomicBool,
 }
 
+/// How many entries a filtered scan page examines at most (see `scan_sync`).
+const SEARCH_BUDGET: usize = 10_000;
+
 #[derive(Clone)]
 struct Slot {
     value: Bytes,
@@ -483,17 +486,40 @@ impl MemoryStore {
                 None => Bound::Included(prefix),
             };
             let limit = opts.page_size.max(1);
-            let mut live = c
+            // A search filter is evaluated here, before values are cloned; a page then stops
+            // after SEARCH_BUDGET candidates even if it found fewer matches, so one call never
+            // holds the lock for a whole large collection.
+            let filter = opts.filter();
+            let budget = if filter.is_some() {
+                limit.saturating_mul(8).max(SEARCH_BUDGET)
+            } else {
+                usize::MAX
+            };
+            let mut candidates = c
                 .index
                 .range::<str, _>((start, Bound::Unbounded))
                 .take_while(|k| k.starts_with(prefix))
                 .map(|k| &**k)
                 .filter(|k| c.map.get(*k).is_some_and(|s| s.is_live(&mut now)));
-            let keys: Vec<&str> = live.by_ref().take(limit).collect();
-            let more = live.next().is_some();
-            let cursor = more
-                .then(|| keys.last().map(|k| scan::cursor_after(k)))
-                .flatten();
+            let mut keys: Vec<&str> = Vec::new();
+            let mut last_seen = None;
+            let mut more = false;
+            for (seen, k) in candidates.by_ref().enumerate() {
+                if keys.len() == limit || seen == budget {
+                    more = true;
+                    break;
+                }
+                last_seen = Some(k);
+                let keep = filter.is_none_or(|f| {
+                    f.matches_key(k)
+                        && (!f.needs_values()
+                            || c.map.get(k).is_some_and(|s| f.matches_value(&s.value)))
+                });
+                if keep {
+                    keys.push(k);
+                }
+            }
+            let cursor = more.then(|| last_seen.map(scan::cursor_after)).flatten();
             let items = keys
                 .into_iter()
                 .map(|k| {
@@ -677,6 +703,29 @@ mod tests {
             .build()
             .unwrap()
             .block_on(f)
+    }
+
+    #[test]
+    fn filtered_scans_skip_non_matches_within_a_budget() {
+        use kv_core::search::{Condition, Filter};
+        block_on(async {
+            let s = MemoryStore::new();
+            for i in 0..25_000 {
+                s.put("c", &format!("k{i:05}"), &serde_json::json!({"i": i}))
+                    .await
+                    .unwrap();
+            }
+            let filter = Filter::new().and(Condition::ge("i", 24_990));
+            let opts = ScanOptions::default().with_filter(filter.clone());
+            // The first page examines SEARCH_BUDGET entries, finds nothing, and says where to go on.
+            let page = s.scan_opts("c", opts.clone()).await.unwrap();
+            assert!(page.items.is_empty());
+            assert!(page.cursor.is_some());
+            let found: Vec<_> = s.search("c", filter).try_collect().await.unwrap();
+            assert_eq!(found.len(), 10);
+            assert_eq!(found[0].key, "k24990");
+            assert!(found[0].entry.is_some());
+        })
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod keys;
 mod persistence;
 mod read_only;
 mod scan;
+mod search;
 mod ttl;
 mod typed;
 mod values;
@@ -41,6 +42,7 @@ pub(crate) fn all() -> Vec<crate::Case> {
         ttl::cases(),
         conditional::cases(),
         scan::cases(),
+        search::cases(),
         collections::cases(),
         keys::cases(),
         values::cases(),
