@@ -55,6 +55,7 @@
 //! | [`circuit_breaker`] | fails fast while a store keeps failing, with a trial call after a cool-down |
 //! | [`rate_limit`] | a token bucket: operations wait for (or are refused) a slot beyond a rate |
 //! | [`fallback`] | a secondary store when the primary fails |
+//! | [`cache`] | a read-through cache in another store, invalidated by writes |
 //! | [`routing`] | collections routed to different stores |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -67,6 +68,7 @@ mod test_tracing;
 mod testutil;
 mod util;
 
+pub mod cache;
 pub mod circuit_breaker;
 pub mod compression;
 pub mod default_value;
