@@ -12,6 +12,7 @@
 //! - codecs ([`Codec`]), the native [`envelope`] and the py-key-value [`format::pykv`] format;
 //! - [`search`]: keys by glob or regex, entries by conditions on JSON fields, pushed down
 //!   to stores that filter natively;
+//! - [`snapshot`]: save a store to a file, load it back, copy between any two stores;
 //! - helpers stores share: [`ttl`] rules, [`scan`] paging, [`fallback`] batches, store
 //!   [`url`]s.
 //!
@@ -47,6 +48,7 @@ pub mod fallback;
 pub mod format;
 pub mod scan;
 pub mod search;
+pub mod snapshot;
 pub mod sync;
 pub mod ttl;
 pub mod url;
