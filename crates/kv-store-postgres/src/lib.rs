@@ -3,6 +3,7 @@
 
 mod config;
 pub mod format;
+mod search;
 mod store;
 mod tls;
 

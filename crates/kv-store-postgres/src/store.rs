@@ -23,6 +23,7 @@ use crate::config::PostgresConfig;
 use crate::format::{
     self, MAX_COLLECTION_LEN, MAX_KEY_LEN, Sql, decode_name, encode_name, format_comment,
 };
+use crate::search;
 
 const STORE: &str = crate::SCHEME;
 
@@ -831,20 +832,44 @@ impl KvStore for PostgresStore {
                         .unwrap_or(i64::MAX - 1)
                         .saturating_add(1);
                     let now = SystemTime::now();
-                    let sql = if opts.keys_only {
+                    let base = if opts.keys_only {
                         &inner.sql.scan_keys
                     } else {
                         &inner.sql.scan_entries
+                    };
+                    let pushdown = opts.filter().map(search::pushdown).unwrap_or_default();
+                    let filtered;
+                    let sql = if pushdown.sql.is_empty() {
+                        base.as_str()
+                    } else {
+                        filtered = base.replacen(
+                            " ORDER BY key",
+                            &format!("{} ORDER BY key", pushdown.sql),
+                            1,
+                        );
+                        filtered.as_str()
                     };
                     let stmt = client
                         .prepare_cached(sql)
                         .await
                         .map_err(|e| inner.pg_error(e))?;
+                    let extra: Vec<Box<dyn ToSql + Sync + Send>> = pushdown
+                        .params
+                        .into_iter()
+                        .map(|p| -> Box<dyn ToSql + Sync + Send> {
+                            match p {
+                                search::Param::Text(t) => Box::new(t),
+                                search::Param::Path(p) => Box::new(p),
+                                search::Param::Float(f) => Box::new(f),
+                            }
+                        })
+                        .collect();
+                    let ce: &str = ce.as_ref();
+                    let mut params: Vec<&(dyn ToSql + Sync)> =
+                        vec![&ce, &now, &prefix, &upper, &after, &limit];
+                    params.extend(extra.iter().map(|b| &**b as &(dyn ToSql + Sync)));
                     let rows = client
-                        .query(
-                            &stmt,
-                            &[&ce.as_ref(), &now, &prefix, &upper, &after, &limit],
-                        )
+                        .query(&stmt, &params)
                         .await
                         .map_err(|e| inner.pg_error(e))?;
                     let more = rows.len() > page;
