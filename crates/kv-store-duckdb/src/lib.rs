@@ -3,6 +3,7 @@
 
 mod config;
 pub mod format;
+mod search;
 mod store;
 
 pub use config::{DuckDbConfig, DuckDbStoreBuilder, Location, MEMORY};
