@@ -37,11 +37,10 @@ pub(crate) fn pushdown(filter: &Filter, first: usize) -> Pushdown {
         first,
         ..Pushdown::default()
     };
-    if let Some(like) = filter.key().and_then(|k| k.to_sql_like()) {
-        if !has_one_char_wildcard(&like) {
-            let p = out.bind(DbValue::Text(like));
-            out.sql.push_str(&format!(" AND key LIKE {p} ESCAPE '\\'"));
-        }
+    let like = filter.key().and_then(|k| k.to_sql_like());
+    if let Some(like) = like.filter(|l| !has_one_char_wildcard(l)) {
+        let p = out.bind(DbValue::Text(like));
+        out.sql.push_str(&format!(" AND key LIKE {p} ESCAPE '\\'"));
     }
     for c in filter.conditions() {
         if let Some(clause) = condition(&mut out, c) {
