@@ -49,6 +49,7 @@
 //! | [`encryption`] | XChaCha20-Poly1305 encryption of values bound to their collection and key, with key rotation |
 //! | [`statistics`] | hit, miss, put, delete and error counters per collection |
 //! | [`tracing_layer`] | a `tracing` span per operation, with its outcome; a warning per failure |
+//! | [`metrics`] | operation counts, outcomes, durations, hits and misses via the `metrics` facade |
 //! | [`logging`] | one `tracing` log event per operation (outcome, timing; values only on request) |
 //! | [`timeout`] | a deadline per operation |
 //! | [`retry`] | exponential backoff with jitter on temporary errors |
@@ -76,6 +77,7 @@ pub mod encryption;
 pub mod fallback;
 pub mod limit_size;
 pub mod logging;
+pub mod metrics;
 pub mod prefix_collections;
 pub mod prefix_keys;
 pub mod rate_limit;
