@@ -16,7 +16,8 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::ext::scan_stream;
+use crate::ext::{scan_stream, search_stream};
+use crate::search::Filter;
 use crate::{
     Codec, DynStore, Error, ErrorKind, KvStore, KvStoreExt, PutOptions, Result, ScanOptions, Ttl,
     typed,
@@ -261,18 +262,56 @@ where
     {
         let codec = self.codec;
         let name = self.name.as_str();
-        scan_stream(&self.store, name, ScanOptions::default()).map(move |r| {
-            let item = r?;
-            let entry = item.entry.ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Backend,
-                    "store returned a scan item without its entry",
-                )
-            })?;
-            let v = codec
-                .decode(&entry.value)
-                .map_err(|e| e.with_collection(name).with_key(&item.key))?;
-            Ok((item.key, v))
-        })
+        scan_stream(&self.store, name, ScanOptions::default())
+            .map(move |r| decode_item(codec, name, r))
     }
+
+    /// A stream over the `(key, value)` pairs that match `filter` (see
+    /// [`search`](crate::search)). Conditions read values as JSON, so with another codec only
+    /// the key pattern can match anything.
+    ///
+    /// ```
+    /// # async fn demo(store: kv_core::DynStore) -> kv_core::Result<()> {
+    /// use futures_util::{StreamExt, TryStreamExt};
+    /// use kv_core::Collection;
+    /// use kv_core::search::{Condition, Filter};
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct User { name: String, age: u32 }
+    ///
+    /// let users: Collection<User> = Collection::new(store, "users");
+    /// let adults: Vec<(String, User)> = users
+    ///     .search(Filter::new().and(Condition::ge("age", 18)))
+    ///     .take(20)
+    ///     .try_collect()
+    ///     .await?;
+    /// # let _ = adults; Ok(()) }
+    /// ```
+    pub fn search(&self, filter: Filter) -> impl Stream<Item = Result<(String, T)>> + Send + '_
+    where
+        T: 'static,
+    {
+        let codec = self.codec;
+        let name = self.name.as_str();
+        search_stream(&self.store, name, filter, false).map(move |r| decode_item(codec, name, r))
+    }
+}
+
+/// A scan item's key and decoded value.
+fn decode_item<T: DeserializeOwned>(
+    codec: Codec,
+    collection: &str,
+    item: Result<crate::ScanItem>,
+) -> Result<(String, T)> {
+    let item = item?;
+    let entry = item.entry.ok_or_else(|| {
+        Error::new(
+            ErrorKind::Backend,
+            "store returned a scan item without its entry",
+        )
+    })?;
+    let v = codec
+        .decode(&entry.value)
+        .map_err(|e| e.with_collection(collection).with_key(&item.key))?;
+    Ok((item.key, v))
 }
