@@ -6,6 +6,7 @@
 
 use bytes::Bytes;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 use super::{base64, json_text};
@@ -88,8 +89,12 @@ pub(super) fn parse(line: &[u8]) -> Result<Option<Record>, String> {
     if text.is_empty() {
         return Ok(None);
     }
+    // Checked first: serde would also read a struct from an array.
     if !text.starts_with('{') {
-        return Err("not an export record (a JSON object)".to_owned());
+        return Err(match serde_json::from_str::<IgnoredAny>(text) {
+            Ok(_) => "not an export record (a JSON object)".to_owned(),
+            Err(e) => format!("invalid JSON: {}", syntax_message(&e)),
+        });
     }
     let fields: Fields<'_> = serde_json::from_str(text).map_err(|e| {
         if e.is_data() {
@@ -222,6 +227,8 @@ mod tests {
     fn malformed_lines() {
         for (bad, says) in [
             (&b"{"[..], "invalid JSON"),
+            (b"not json", "invalid JSON"),
+            (b"[\"c\",\"k\",1,null,null]", "not an export record"),
             (b"[1]", "not an export record"),
             (b"\"x\"", "not an export record"),
             (b"{\"collection\":\"c\",\"key\":\"k\"}", "neither"),
