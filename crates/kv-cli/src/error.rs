@@ -62,6 +62,17 @@ impl CliError {
         CliError::new(format!("cannot open {what}: {}", describe_open_error(err)))
     }
 
+    /// An error of a snapshot operation (`kv::snapshot`): one on its file or stream is shown
+    /// like [`CliError::file`] (a closed stdout ends quietly), any other as a store error.
+    pub fn snapshot(err: kv::Error) -> Self {
+        let io = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<io::Error>());
+        match io {
+            Some(io) if io.kind() == io::ErrorKind::BrokenPipe => CliError::broken_pipe(),
+            Some(io) => CliError::new(format!("{}: {}", err.message(), io_message(io))),
+            None => CliError::kv(err),
+        }
+    }
+
     /// An I/O error on a file (`what` says what the file is for).
     pub fn file(what: &str, path: &Path, err: &io::Error) -> Self {
         if err.kind() == io::ErrorKind::BrokenPipe {
@@ -197,5 +208,25 @@ mod tests {
     fn broken_pipes_are_quiet() {
         let e = stdout_error(io::Error::from(io::ErrorKind::BrokenPipe));
         assert_eq!(e.status(), Status::BrokenPipe);
+        let e = CliError::snapshot(
+            kv::Error::new(kv::ErrorKind::Backend, "cannot write the snapshot")
+                .with_source(io::Error::from(io::ErrorKind::BrokenPipe)),
+        );
+        assert_eq!(e.status(), Status::BrokenPipe);
+    }
+
+    #[test]
+    fn snapshot_file_errors_read_like_file_errors() {
+        let err = kv::Error::new(kv::ErrorKind::Backend, "cannot write /x/out.jsonl")
+            .with_source(io::Error::from_raw_os_error(28));
+        assert_eq!(
+            CliError::snapshot(err).to_string(),
+            "cannot write /x/out.jsonl: No space left on device"
+        );
+        let err = kv::Error::new(kv::ErrorKind::Unavailable, "down").with_store("redis");
+        assert_eq!(
+            CliError::snapshot(err).to_string(),
+            "unavailable: down (store: redis)"
+        );
     }
 }

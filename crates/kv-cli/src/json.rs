@@ -27,67 +27,10 @@ pub fn trim(text: &str) -> &str {
     text.trim_matches(is_json_whitespace)
 }
 
-/// Appends valid JSON text without its insignificant whitespace, so a pretty-printed value
-/// fits on one JSON Lines line. Numbers, strings and key order stay byte for byte the same
-/// (raw line breaks cannot occur inside JSON strings: they must be escaped there).
-pub fn push_minified(out: &mut Vec<u8>, json: &str) {
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in json.as_bytes() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if b == b'"' {
-            in_string = true;
-        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-            continue;
-        }
-        out.push(b);
-    }
-}
-
-/// Appends `s` as a JSON string literal.
-pub fn push_string(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0x00..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&s.as_bytes()[start..i]);
-        if escape.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(b >> 4)]);
-            out.push(HEX[usize::from(b & 0xf)]);
-        } else {
-            out.extend_from_slice(escape);
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&s.as_bytes()[start..]);
-    out.push(b'"');
-}
-
 /// `s` as a JSON string literal.
 pub fn quote(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len() + 2);
-    push_string(&mut out, s);
-    // Only ASCII escapes were added to valid UTF-8.
-    String::from_utf8(out).unwrap_or_default()
+    // Serializing a string cannot fail.
+    serde_json::to_string(s).unwrap_or_default()
 }
 
 /// A name (key or collection) for line-oriented output: as it is, unless it contains a line
@@ -106,18 +49,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn minify_keeps_strings_and_numbers() {
-        let text = "{\n  \"a b\": [1, 2.50, 123456789012345678901234567890],\n  \"s\": \"x \\\" y\\\\\"\n}";
-        let mut out = Vec::new();
-        push_minified(&mut out, text);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"a b":[1,2.50,123456789012345678901234567890],"s":"x \" y\\"}"#
-        );
-    }
-
-    #[test]
-    fn quoting_matches_serde_json() {
+    fn quoting_round_trips() {
         for s in ["plain", "new\nline", "tab\t\"q\"\\", "\u{1}\u{1f}é😀", ""] {
             let q = quote(s);
             assert_eq!(serde_json::from_str::<String>(&q).unwrap(), s);

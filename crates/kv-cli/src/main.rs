@@ -5,14 +5,11 @@
 //! its result into an exit code (0 ok, 1 not found, 2 error).
 #![forbid(unsafe_code)]
 
-mod base64;
-mod batch;
 mod cli;
 mod commands;
 mod default_store;
 mod error;
 mod json;
-mod jsonl;
 mod progress;
 mod selection;
 

@@ -4,9 +4,11 @@
 //! explicit and skips building styles for output nobody sees (pipes, CI logs, tests).
 
 use std::io::IsTerminal;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
+use kv::snapshot::Progress;
 
 /// True if progress bars are drawn.
 pub fn enabled() -> bool {
@@ -61,6 +63,30 @@ pub fn counter(what: &str) -> ProgressBar {
         .with_prefix(what.to_owned());
     pb.enable_steady_tick(Duration::from_millis(200));
     pb
+}
+
+/// A snapshot progress callback that moves `pb`: its position, its length once the total is
+/// known, and the current collection as its message. `None` for a hidden bar, so that
+/// nothing is called per entry for output nobody sees.
+pub fn follow(pb: &ProgressBar) -> Option<impl Fn(&Progress<'_>) + Send + Sync + 'static> {
+    if pb.is_hidden() {
+        return None;
+    }
+    let pb = pb.clone();
+    // Set the message only when the collection changes: it allocates.
+    let shown = Mutex::new(String::new());
+    Some(move |p: &Progress<'_>| {
+        if let Some(total) = p.total.filter(|&t| pb.length() != Some(t)) {
+            pb.set_length(total);
+        }
+        pb.set_position(p.done);
+        if let Ok(mut shown) = shown.lock()
+            && *shown != p.collection
+        {
+            p.collection.clone_into(&mut shown);
+            pb.set_message(p.collection.to_owned());
+        }
+    })
 }
 
 /// Items per second without indicatif's four decimals.

@@ -1,12 +1,12 @@
-//! `kv copy SRC DST`: every collection of one store into another, streamed page by page and
-//! written in batches, keeping each entry's remaining lifetime.
+//! `kv copy SRC DST`: every collection of one store into another, by
+//! [`kv::snapshot::copy`] (streamed page by page, written in batches, remaining lifetimes
+//! kept).
 
-use futures_util::StreamExt;
+use kv::KvStore;
+use kv::snapshot::{self, CopyOptions};
 use kv::url::redact;
-use kv::{KvStore, KvStoreExt, ScanOptions};
 
 use super::plural;
-use crate::batch::{BATCH_SIZE, BatchWriter};
 use crate::cli::CopyArgs;
 use crate::error::{CliError, CliResult};
 use crate::{progress, selection};
@@ -21,41 +21,16 @@ pub async fn run(args: CopyArgs) -> CliResult {
     }
     let src = selection::open(&args.src).await?;
     let dst = selection::open(&args.dst).await?;
-    let mut collections = src.collections().await?;
-    collections.sort_unstable();
 
     // The total costs one keys-only scan per collection: only pay it for a visible bar.
-    let pb = if progress::enabled() {
-        let mut total = 0;
-        for c in &collections {
-            total += src.len(c).await?;
-        }
-        progress::bar(total, "copy")
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-
-    let mut writer = BatchWriter::new(&dst);
-    for collection in &collections {
-        pb.set_message(collection.clone());
-        let opts = ScanOptions::default().with_page_size(BATCH_SIZE);
-        let mut items = std::pin::pin!(src.scan(collection, opts));
-        while let Some(item) = items.next().await {
-            let item = item?;
-            let entry = item.entry.ok_or_else(|| {
-                CliError::new(format!(
-                    "the {} store returned a scan item without its value",
-                    src.info().kind
-                ))
-            })?;
-            writer
-                .push(collection.clone(), item.key, entry.value, entry.expires_at)
-                .await?;
-            pb.inc(1);
-        }
+    let mut opts = CopyOptions::default().with_total(progress::enabled());
+    let pb = progress::bar(0, "copy");
+    if let Some(follow) = progress::follow(&pb) {
+        opts = opts.with_progress(follow);
     }
-    let done = writer.finish().await?;
+    let copied = snapshot::copy(&src, &dst, &opts).await;
     pb.finish_and_clear();
+    let done = copied?;
     dst.close().await?;
     src.close().await?;
     let skipped = if done.expired > 0 {
@@ -65,10 +40,10 @@ pub async fn run(args: CopyArgs) -> CliResult {
     };
     eprintln!(
         "kv: copied {} {} in {} {} from {} to {}{skipped}",
-        done.written,
-        plural(done.written, "entry", "entries"),
-        collections.len(),
-        plural(collections.len() as u64, "collection", "collections"),
+        done.entries,
+        plural(done.entries, "entry", "entries"),
+        done.collections,
+        plural(done.collections, "collection", "collections"),
         redact(&args.src),
         redact(&args.dst),
     );
