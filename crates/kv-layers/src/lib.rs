@@ -47,6 +47,7 @@
 //! | [`limit_size`] | rejects values above (or below) a size |
 //! | [`compression`] | LZ4 compression of values, readable alongside uncompressed ones |
 //! | [`encryption`] | XChaCha20-Poly1305 encryption of values bound to their collection and key, with key rotation |
+//! | [`versioning`] | a schema-version tag on every value; other versions read as missing |
 //! | [`statistics`] | hit, miss, put, delete and error counters per collection |
 //! | [`tracing_layer`] | a `tracing` span per operation, with its outcome; a warning per failure |
 //! | [`metrics`] | operation counts, outcomes, durations, hits and misses via the `metrics` facade |
@@ -89,6 +90,7 @@ pub mod statistics;
 pub mod timeout;
 pub mod tracing_layer;
 pub mod ttl_clamp;
+pub mod versioning;
 
 use kv_core::{KvStore, Layer};
 
