@@ -58,6 +58,7 @@
 //! | [`rate_limit`] | a token bucket: operations wait for (or are refused) a slot beyond a rate |
 //! | [`fallback`] | a secondary store when the primary fails |
 //! | [`cache`] | a read-through cache in another store, invalidated by writes |
+//! | [`single_flight`] | one load (and one read) per key at a time: concurrent callers share its result |
 //! | [`routing`] | collections routed to different stores |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -86,6 +87,7 @@ pub mod read_only;
 pub mod retry;
 pub mod routing;
 pub mod single_collection;
+pub mod single_flight;
 pub mod statistics;
 pub mod timeout;
 pub mod tracing_layer;
