@@ -107,6 +107,29 @@ Examples:
     )]
     Keys(KeysArgs),
 
+    /// Print the entries of a collection that match a key pattern and conditions on values.
+    #[command(
+        long_about = "\
+Print the entries of a collection that match a key pattern (--glob or --regex) and every
+--where condition on their JSON values, one JSON Lines record per entry — the format of
+`kv export`, so the output can be piped into `kv import`. --limit counts matches.
+
+Conditions are FIELD OP VALUE: OP is = > >= < <= ~ (regex) or in; FIELD is a dotted path
+into the value (\"address.city\"; empty for the whole value); VALUE is JSON if it parses
+as JSON, else text; `in` takes a JSON array or comma-separated values; FIELD? tests that
+the field exists. Numbers compare by value (1 = 1.0), strings by code point. Globs match
+the whole key (* ? [a-z] [!a-z], \\ escapes); regexes match anywhere unless anchored.
+Stores that can filter natively (PostgreSQL, DuckDB, memory) do; elsewhere kv filters the
+scan. Values that are not JSON never match a condition.",
+        after_help = "\
+Examples:
+  kv search users --where 'age>=18' --where 'city=Paris'
+  kv search users --glob 'user:*' --limit 10
+  kv search users --where 'tier in gold,silver' --keys
+  kv search users --where 'name~^Al' | kv --store redb://copy.redb import"
+    )]
+    Search(SearchArgs),
+
     /// List the collections that hold entries, one per line (quoted like `kv keys`).
     Collections(CollectionsArgs),
 
@@ -225,6 +248,29 @@ pub struct KeysArgs {
     /// Print every key as a JSON string.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `kv search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The collection ("" = the store's default collection).
+    pub collection: String,
+    /// Only keys matching this glob (whole key: * ? [a-z] [!a-z], \\ escapes).
+    #[arg(long, short = 'g', value_name = "GLOB", conflicts_with = "regex")]
+    pub glob: Option<String>,
+    /// Only keys matching this regex (anywhere in the key unless anchored with ^ and $).
+    #[arg(long, short = 'r', value_name = "REGEX")]
+    pub regex: Option<String>,
+    /// A condition on the JSON value: FIELD OP VALUE (OP: = > >= < <= ~ in) or FIELD?; repeat
+    /// for several (all must hold).
+    #[arg(long = "where", short = 'w', value_name = "COND")]
+    pub conditions: Vec<String>,
+    /// Stop after N matches.
+    #[arg(long, short = 'n', value_name = "N")]
+    pub limit: Option<u64>,
+    /// Print only the keys (quoted like `kv keys`).
+    #[arg(long)]
+    pub keys: bool,
 }
 
 /// Arguments of `kv collections`.

@@ -124,6 +124,7 @@ async fn run_on(
         Command::Del(args) => commands::put_get::del(store, args).await,
         Command::Ttl(args) => commands::put_get::ttl(store, args, out).await,
         Command::Keys(args) => commands::keys::run(store, args, out).await,
+        Command::Search(args) => commands::search::run(store, args, out).await,
         Command::Collections(args) => commands::collections::list(store, args, out).await,
         Command::Clear(args) => commands::collections::clear(store, args, out).await,
         Command::Export(args) => commands::export::run(store, args, out).await,

@@ -805,3 +805,67 @@ fn interrupted_bench_clears_its_collection() {
     assert_eq!(stderr, "kv: interrupted\n");
     assert_eq!(kv.run(&["collections"]).ok().lines(), ["keep"]);
 }
+
+// ---------------------------------------------------------------------------------------
+// search
+
+#[test]
+fn search_by_conditions_glob_and_regex() {
+    let kv = Kv::new();
+    for (key, value) in [
+        ("user:1", r#"{"name":"Alice","age":30,"city":"Paris"}"#),
+        ("user:2", r#"{"name":"Bob","age":17,"city":"Paris"}"#),
+        ("user:3", r#"{"name":"Alma","age":45,"city":"Oslo"}"#),
+        ("admin", r#"{"name":"Root","age":99}"#),
+    ] {
+        kv.run(&["put", "users", key, value]).ok();
+    }
+    let keys = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["search", "users", "--keys"];
+        all.extend_from_slice(args);
+        kv.run(&all).ok().lines()
+    };
+    assert_eq!(
+        keys(&["--where", "age>=18", "--where", "city=Paris"]),
+        ["user:1"]
+    );
+    assert_eq!(keys(&["--glob", "user:*"]), ["user:1", "user:2", "user:3"]);
+    assert_eq!(keys(&["--regex", "^user:[13]$"]), ["user:1", "user:3"]);
+    assert_eq!(keys(&["--where", "name~^Al"]), ["user:1", "user:3"]);
+    assert_eq!(keys(&["--where", "city in Oslo,Rome"]), ["user:3"]);
+    assert_eq!(
+        keys(&["--where", "city?", "--limit", "2"]),
+        ["user:1", "user:2"]
+    );
+    assert!(keys(&["--where", "age>100"]).is_empty());
+
+    // Full records are `kv export` lines, so they import elsewhere.
+    let run = kv.run(&["search", "users", "--where", "age<18"]).ok();
+    let lines = parse_lines(&run.out());
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["collection"], "users");
+    assert_eq!(lines[0]["key"], "user:2");
+    assert_eq!(lines[0]["value"]["name"], "Bob");
+    let copy = kv.redb("copy.redb");
+    kv.run_with_stdin(&["--store", &copy, "import"], run.out().as_bytes())
+        .ok();
+    assert_eq!(
+        kv.run(&["--store", &copy, "get", "users", "user:2"])
+            .ok()
+            .out(),
+        "{\"name\":\"Bob\",\"age\":17,\"city\":\"Paris\"}\n"
+    );
+}
+
+#[test]
+fn search_rejects_bad_patterns_and_conditions() {
+    let kv = Kv::new();
+    kv.run(&["search", "users", "--where", "age"])
+        .fails_with("invalid condition");
+    kv.run(&["search", "users", "--regex", "("])
+        .fails_with("invalid key regex");
+    kv.run(&["search", "users", "--glob", "[a"])
+        .fails_with("invalid glob pattern");
+    kv.run(&["search", "users", "--where", "name ~ ("])
+        .fails_with("invalid field");
+}

@@ -181,9 +181,18 @@ fn compile_regex(pattern: &str, what: &str) -> Result<regex::Regex> {
         .size_limit(1 << 20)
         .build()
         .map_err(|e| {
+            // The regex crate's syntax errors span several lines (the pattern, a caret, the
+            // reason); an error message here is one line, so keep the reason.
+            let text = e.to_string();
+            let why = text
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .map_or(text.as_str(), |l| l.trim_start_matches("error: "));
             Error::new(
                 ErrorKind::InvalidArgument,
-                format!("invalid {what} regex {pattern:?}: {e}"),
+                format!("invalid {what} regex {pattern:?}: {why}"),
             )
         })
 }
@@ -641,6 +650,8 @@ mod tests {
     fn bad_regexes_are_errors() {
         let e = Condition::regex("f", "(").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert_eq!(e.to_string().lines().count(), 1, "{e}");
+        assert!(e.to_string().contains("unclosed group"), "{e}");
         assert!(Filter::new().key_regex("[").is_err());
         assert!(Filter::new().key_glob("[").is_err());
         // A pattern that would compile to a huge automaton is refused, not built.

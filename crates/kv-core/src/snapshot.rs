@@ -90,6 +90,20 @@ pub use save::{save, save_to_path};
 #[cfg(doc)]
 use crate::KvStore;
 
+/// Appends the snapshot line of one entry (with its `\n`) to `out` — the exact line
+/// [`save`] writes, so a program can print selected entries (search results, say) in a form
+/// [`load`] and `kv import` read back.
+///
+/// ```
+/// let entry = kv_core::Entry::new(kv_core::Bytes::from_static(br#"{"age": 30}"#));
+/// let mut out = Vec::new();
+/// kv_core::snapshot::write_record(&mut out, "users", "alice", &entry);
+/// assert_eq!(out, b"{\"collection\":\"users\",\"key\":\"alice\",\"value\":{\"age\":30},\"expires_at\":null}\n");
+/// ```
+pub fn write_record(out: &mut Vec<u8>, collection: &str, key: &str, entry: &crate::Entry) {
+    line::write(out, collection, key, &entry.value, entry.expires_at);
+}
+
 /// An I/O error on the snapshot's file or stream: `what` says what failed and on which path
 /// (paths are not secrets); the [`std::io::Error`] is the source, so a caller can tell a
 /// closed pipe from a full disk.

@@ -8,6 +8,7 @@ pub mod import;
 pub mod info;
 pub mod keys;
 pub mod put_get;
+pub mod search;
 
 use std::io::Write;
 
