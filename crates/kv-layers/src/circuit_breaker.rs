@@ -543,7 +543,10 @@ mod tests {
             tokio::task::yield_now().await;
         }
         // A clone shares the circuit: the trial is running, so it fails fast.
-        let err = s.clone().get::<i32>("c", "k").await.unwrap_err();
+        // Bounded, so that a regression fails instead of hanging in the flaky store.
+        let second = s.clone();
+        let second = tokio::time::timeout(COOL_DOWN, second.get::<i32>("c", "k"));
+        let err = second.await.expect("fails fast").unwrap_err();
         assert!(err.to_string().contains("half-open"), "{err}");
         assert_eq!(flaky.calls(), 2);
         assert_eq!(s.state(), CircuitState::HalfOpen);

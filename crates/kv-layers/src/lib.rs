@@ -56,6 +56,7 @@
 //! | [`retry`] | exponential backoff with jitter on temporary errors |
 //! | [`circuit_breaker`] | fails fast while a store keeps failing, with a trial call after a cool-down |
 //! | [`rate_limit`] | a token bucket: operations wait for (or are refused) a slot beyond a rate |
+//! | [`concurrency_limit`] | a bulkhead: at most `n` operations in flight, the others wait (for a bounded time) |
 //! | [`fallback`] | a secondary store when the primary fails |
 //! | [`cache`] | a read-through cache in another store, invalidated by writes |
 //! | [`single_flight`] | one load (and one read) per key at a time: concurrent callers share its result |
@@ -74,6 +75,7 @@ mod util;
 pub mod cache;
 pub mod circuit_breaker;
 pub mod compression;
+pub mod concurrency_limit;
 pub mod default_value;
 pub mod encryption;
 pub mod fallback;
