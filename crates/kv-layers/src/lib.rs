@@ -57,6 +57,7 @@
 //! | [`circuit_breaker`] | fails fast while a store keeps failing, with a trial call after a cool-down |
 //! | [`rate_limit`] | a token bucket: operations wait for (or are refused) a slot beyond a rate |
 //! | [`concurrency_limit`] | a bulkhead: at most `n` operations in flight, the others wait (for a bounded time) |
+//! | [`chaos`] | injected errors and latency, reproducible with a seed, for testing failure handling |
 //! | [`fallback`] | a secondary store when the primary fails |
 //! | [`cache`] | a read-through cache in another store, invalidated by writes |
 //! | [`single_flight`] | one load (and one read) per key at a time: concurrent callers share its result |
@@ -73,6 +74,7 @@ mod testutil;
 mod util;
 
 pub mod cache;
+pub mod chaos;
 pub mod circuit_breaker;
 pub mod compression;
 pub mod concurrency_limit;
