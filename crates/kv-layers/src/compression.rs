@@ -1,4 +1,11 @@
-//! Compresses values with LZ4 before they reach the store, and decompresses them on reads.
+//! Compresses values with LZ4 (the default) or zstd before they reach the store, and
+//! decompresses them on reads.
+//!
+//! **Which algorithm.** LZ4 ([`lz4_flex`], pure Rust) is very fast and compresses text and
+//! JSON about 2×; it suits hot values. zstd ([`CompressionLayer::zstd`], the reference C
+//! library through the `zstd` crate) compresses noticeably better at a few times the CPU
+//! cost (more at high levels); it suits large, cold or bandwidth-bound values. Reads decode
+//! both whatever the layer is configured to write, so switching algorithm needs no migration.
 //!
 //! Every value the layer writes carries a 2-byte header, so raw and compressed values coexist
 //! in one store and values written before the layer existed stay readable:
@@ -7,7 +14,8 @@
 //! |---|---|
 //! | `0xC2 0x00` + value | stored raw: shorter than the [threshold](CompressionLayer::threshold), or compression would not make it smaller |
 //! | `0xC2 0x01` + u32 LE length + LZ4 block | LZ4 block format ([`lz4_flex`]'s size-prepended layout): the uncompressed length, little-endian, then the block |
-//! | `0xC2 0x02`–`0xC2 0x0F` | reserved for future formats (e.g. zstd): read as [`ErrorKind::Corrupt`], never returned as they are |
+//! | `0xC2 0x02` + u32 LE length + zstd frame | one standard zstd frame (with its content size and content checksum) after the uncompressed length, little-endian |
+//! | `0xC2 0x03`–`0xC2 0x0F` | reserved for future formats: read as [`ErrorKind::Corrupt`], never returned as they are |
 //! | anything else | a *foreign* value (written without this layer): returned unchanged |
 //!
 //! **Why `0xC2` followed by a byte below `0x10`.** In UTF-8, `0xC2` starts a two-byte
@@ -21,12 +29,16 @@
 //! `0xC2 0x00..=0x0F` are ambiguous: do not put this layer over such pre-existing data.
 //!
 //! **Corrupt values.** A value carrying the magic that cannot be decoded — a cut-short
-//! header, a garbled LZ4 block, a block that decompresses to another length than declared, a
+//! header, a garbled LZ4 block or zstd frame (zstd also checks its content checksum), data
+//! that decompresses to another length than declared, trailing bytes after a zstd frame, a
 //! reserved format byte — is [`ErrorKind::Corrupt`] naming the layer, operation, collection
 //! and key; decoding never panics. The declared uncompressed length is checked before any
-//! memory is allocated: more than [`MAX_DECOMPRESSED_LEN`] (1 GiB), or more than an LZ4 block
-//! of that size could possibly produce (255 bytes per compressed byte), is `Corrupt`. Values
-//! longer than 1 GiB are therefore stored raw.
+//! memory is allocated: more than [`MAX_DECOMPRESSED_LEN`] (1 GiB; longer values are
+//! therefore stored raw), or, for LZ4, more than a block of that size could possibly produce
+//! (255 bytes per compressed byte), is `Corrupt`. zstd output is read as a stream cut off one
+//! byte past the declared length, into a buffer that grows with the output actually produced
+//! (never reserved from the declared length beyond 16 bytes per compressed byte); zstd's own
+//! window buffer is bounded by its default window limit (128 MiB).
 //!
 //! Reads (`get`, `get_many`, scans with entries) decode every value; writes (`put`,
 //! `put_many`) encode every value. Keys, TTLs, versions and metadata are untouched. The
@@ -34,7 +46,7 @@
 //! header bytes (a value never grows by more, as incompressible values are stored raw), and
 //! the layer rejects longer values itself with [`ErrorKind::ValueTooLarge`].
 //!
-//! zstd (better ratios, dictionaries) is future work; it would take format byte `0x02`.
+//! zstd dictionaries (much better ratios on small, similar values) are future work.
 //!
 //! ```
 //! use kv_core::KvStoreExt;
@@ -71,6 +83,8 @@ pub const MAGIC: u8 = 0xC2;
 pub const FORMAT_RAW: u8 = 0x00;
 /// Second byte of an LZ4 block (u32 LE uncompressed length, then the block).
 pub const FORMAT_LZ4: u8 = 0x01;
+/// Second byte of a zstd frame (u32 LE uncompressed length, then the frame).
+pub const FORMAT_ZSTD: u8 = 0x02;
 /// Second bytes up to this one are reserved for the layer (unknown ones are `Corrupt`).
 const FORMAT_RESERVED_MAX: u8 = 0x0F;
 /// Bytes of the header (magic and format).
@@ -83,16 +97,30 @@ pub const DEFAULT_THRESHOLD: usize = 64;
 /// extension stands for at most 255 bytes of output).
 const MAX_RATIO: usize = 255;
 
-/// The configuration of a [`Compression`] store.
+/// zstd's default compression level, used for a level of 0.
+pub const ZSTD_DEFAULT_LEVEL: i32 = zstd::DEFAULT_COMPRESSION_LEVEL;
+
+/// The configuration of a [`Compression`] store: the algorithm new values are written with,
+/// and the size below which they are stored raw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CompressionLayer {
     threshold: usize,
+    algorithm: Algorithm,
+}
+
+/// The algorithm writes use (reads decode every algorithm).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Algorithm {
+    Lz4,
+    /// With a level in zstd's range.
+    Zstd(i32),
 }
 
 impl Default for CompressionLayer {
     fn default() -> Self {
         Self {
             threshold: DEFAULT_THRESHOLD,
+            algorithm: Algorithm::Lz4,
         }
     }
 }
@@ -121,20 +149,47 @@ impl CompressionLayer {
         self
     }
 
+    /// Writes new values with zstd at `level` (format `0x02`): 1 (fastest) to 22 (smallest),
+    /// negative levels trade ratio for speed, 0 means zstd's default
+    /// ([`ZSTD_DEFAULT_LEVEL`], 3). Levels outside zstd's range are clamped to it; levels
+    /// above 19 need much more memory to compress. Values written with LZ4 stay readable.
+    ///
+    /// ```
+    /// let layer = kv_layers::compression::CompressionLayer::new().zstd(3);
+    /// # let _ = layer;
+    /// ```
+    pub fn zstd(mut self, level: i32) -> Self {
+        let range = zstd::compression_level_range();
+        let level = if level == 0 {
+            ZSTD_DEFAULT_LEVEL
+        } else {
+            level.clamp(*range.start(), *range.end())
+        };
+        self.algorithm = Algorithm::Zstd(level);
+        self
+    }
+
+    /// Writes new values with LZ4 (format `0x01`, the default). Values written with zstd stay
+    /// readable.
+    ///
+    /// ```
+    /// let layer = kv_layers::compression::CompressionLayer::new().zstd(9).lz4();
+    /// assert_eq!(layer, kv_layers::compression::CompressionLayer::new());
+    /// ```
+    pub fn lz4(mut self) -> Self {
+        self.algorithm = Algorithm::Lz4;
+        self
+    }
+
     /// The stored form of `value`: header, then the value raw or compressed.
     fn encode(&self, value: &[u8]) -> Bytes {
         if value.len() >= self.threshold && value.len() <= MAX_DECOMPRESSED_LEN {
-            let max = lz4_flex::block::get_maximum_output_size(value.len());
-            let mut out = vec![0u8; HEADER_LEN + 4 + max];
-            out[0] = MAGIC;
-            out[1] = FORMAT_LZ4;
-            out[2..6].copy_from_slice(&(value.len() as u32).to_le_bytes());
-            if let Ok(n) = lz4_flex::block::compress_into(value, &mut out[6..]) {
-                // Only keep it if it is smaller than the raw form.
-                if 4 + n < value.len() {
-                    out.truncate(HEADER_LEN + 4 + n);
-                    return Bytes::from(out);
-                }
+            let compressed = match self.algorithm {
+                Algorithm::Lz4 => encode_lz4(value),
+                Algorithm::Zstd(level) => encode_zstd(value, level),
+            };
+            if let Some(out) = compressed {
+                return Bytes::from(out);
             }
         }
         let mut out = Vec::with_capacity(HEADER_LEN + value.len());
@@ -142,6 +197,57 @@ impl CompressionLayer {
         out.extend_from_slice(value);
         Bytes::from(out)
     }
+}
+
+/// The header of a compressed form: magic, format and the uncompressed length (at most
+/// [`MAX_DECOMPRESSED_LEN`], so it fits a `u32`).
+fn compressed_header(format: u8, len: usize, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + 4 + capacity);
+    out.extend_from_slice(&[MAGIC, format]);
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out
+}
+
+/// The LZ4 form of `value`, or `None` if it would not be smaller than the raw form.
+fn encode_lz4(value: &[u8]) -> Option<Vec<u8>> {
+    let max = lz4_flex::block::get_maximum_output_size(value.len());
+    let mut out = compressed_header(FORMAT_LZ4, value.len(), max);
+    out.resize(HEADER_LEN + 4 + max, 0);
+    let n = lz4_flex::block::compress_into(value, &mut out[HEADER_LEN + 4..]).ok()?;
+    // Only keep it if it is smaller than the raw form.
+    (4 + n < value.len()).then(|| {
+        out.truncate(HEADER_LEN + 4 + n);
+        out
+    })
+}
+
+/// The zstd form of `value`, or `None` if compression failed or would not be smaller than
+/// the raw form.
+fn encode_zstd(value: &[u8], level: i32) -> Option<Vec<u8>> {
+    let bound = zstd::zstd_safe::compress_bound(value.len());
+    let mut out = std::io::Cursor::new(compressed_header(FORMAT_ZSTD, value.len(), bound));
+    out.set_position((HEADER_LEN + 4) as u64);
+    let mut compressor = zstd::bulk::Compressor::new(level).ok()?;
+    // The checksum lets reads tell a garbled frame from another value (4 bytes per value).
+    compressor
+        .set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
+        .ok()?;
+    let n = compressor.compress_to_buffer(value, &mut out).ok()?;
+    (4 + n < value.len()).then(|| out.into_inner())
+}
+
+/// Decompresses one zstd frame that must produce exactly `len` bytes (the caller checks the
+/// length). The output buffer grows with what the frame really produces; reading stops one
+/// byte past `len`.
+fn decode_zstd(frame: &[u8], len: usize) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Read;
+    let decoder = zstd::stream::read::Decoder::with_buffer(frame).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(len.min(frame.len().saturating_mul(16).max(4096)));
+    decoder
+        .take(len as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 /// The value of a stored form: foreign values unchanged, raw ones without their header,
@@ -158,7 +264,7 @@ pub fn decode(stored: Bytes) -> Result<Bytes> {
     };
     match stored[1] {
         FORMAT_RAW => Ok(stored.slice(HEADER_LEN..)),
-        FORMAT_LZ4 => {
+        format @ (FORMAT_LZ4 | FORMAT_ZSTD) => {
             let body = &stored[HEADER_LEN..];
             let Some((len, block)) = body.split_first_chunk::<4>() else {
                 return Err(corrupt(format!(
@@ -172,15 +278,23 @@ pub fn decode(stored: Bytes) -> Result<Bytes> {
                     "declared length {len} is above the limit of {MAX_DECOMPRESSED_LEN} bytes"
                 )));
             }
-            if len > block.len().saturating_mul(MAX_RATIO) {
+            let out = if format == FORMAT_LZ4 {
+                if len > block.len().saturating_mul(MAX_RATIO) {
+                    return Err(corrupt(format!(
+                        "declared length {len} is more than a {}-byte block can hold",
+                        block.len()
+                    )));
+                }
+                lz4_flex::block::decompress(block, len).map_err(|e| corrupt(format!("lz4: {e}")))?
+            } else {
+                decode_zstd(block, len).map_err(|e| corrupt(format!("zstd: {e}")))?
+            };
+            if out.len() > len {
                 return Err(corrupt(format!(
-                    "declared length {len} is more than a {}-byte block can hold",
-                    block.len()
+                    "decompresses to more than the {len} bytes declared"
                 )));
             }
-            let out = lz4_flex::block::decompress(block, len)
-                .map_err(|e| corrupt(format!("lz4: {e}")))?;
-            if out.len() != len {
+            if out.len() < len {
                 return Err(corrupt(format!(
                     "decompressed to {} bytes, {len} declared",
                     out.len()
@@ -207,7 +321,7 @@ impl<S: KvStore> Layer<S> for CompressionLayer {
     }
 }
 
-/// A store compressing values with LZ4; see [`CompressionLayer`] and the
+/// A store compressing values with LZ4 or zstd; see [`CompressionLayer`] and the
 /// [module documentation](self) for the stored format.
 #[derive(Clone, Debug)]
 pub struct Compression<S> {
@@ -344,6 +458,28 @@ mod tests {
         out
     }
 
+    /// A zstd form declaring `len` (a frame of `value` at level 1, with its checksum).
+    fn zstd_declaring(value: &[u8], len: u32) -> Vec<u8> {
+        let mut c = zstd::bulk::Compressor::new(1).unwrap();
+        c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
+            .unwrap();
+        let mut out = vec![MAGIC, FORMAT_ZSTD];
+        out.extend(len.to_le_bytes());
+        out.extend(c.compress(value).unwrap());
+        out
+    }
+
+    fn zstd(value: &[u8]) -> Vec<u8> {
+        zstd_declaring(value, value.len() as u32)
+    }
+
+    /// Data that compresses, but not to nothing.
+    fn text(len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| b"lorem ipsum dolor sit amet "[(i * 7 + i / 13) % 27])
+            .collect()
+    }
+
     async fn get_many_bytes<S: KvStore>(s: &S, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
         let entries = s.get_many_opts("c", keys, GetOptions::default()).await?;
         Ok(entries.into_iter().map(|e| e.map(|e| e.value)).collect())
@@ -357,8 +493,15 @@ mod tests {
 
     #[tokio::test]
     async fn round_trips_every_size() {
+        round_trip(CompressionLayer::new(), FORMAT_LZ4).await;
+        round_trip(CompressionLayer::new().zstd(0), FORMAT_ZSTD).await;
+        round_trip(CompressionLayer::new().zstd(19), FORMAT_ZSTD).await;
+        round_trip(CompressionLayer::new().zstd(-5), FORMAT_ZSTD).await;
+    }
+
+    async fn round_trip(layer: CompressionLayer, format_compressed: u8) {
         let memory = MemoryStore::new();
-        let s = memory.clone().with(CompressionLayer::new());
+        let s = memory.clone().with(layer);
         let t = DEFAULT_THRESHOLD;
         for (len, compressed) in [(0, false), (1, false), (t - 1, false), (t, true)]
             .into_iter()
@@ -369,7 +512,11 @@ mod tests {
             s.put_bytes("c", &key, value.clone()).await.unwrap();
             assert_eq!(s.get_bytes("c", &key).await.unwrap().unwrap(), value);
             let stored = memory.get_bytes("c", &key).await.unwrap().unwrap();
-            let format = if compressed { FORMAT_LZ4 } else { FORMAT_RAW };
+            let format = if compressed {
+                format_compressed
+            } else {
+                FORMAT_RAW
+            };
             assert_eq!(&stored[..2], &[MAGIC, format], "len {len}");
             if compressed {
                 assert!(stored.len() < value.len(), "len {len}");
@@ -487,8 +634,126 @@ mod tests {
         corrupt(vec![MAGIC, FORMAT_LZ4, 8, 0, 0, 0, 0xFF, 0xFF, 0xFF]);
         corrupt(vec![MAGIC, FORMAT_LZ4, 0, 0]);
         corrupt(vec![MAGIC, FORMAT_LZ4]);
-        corrupt(vec![MAGIC, 0x02, 1, 2, 3]);
+        corrupt(vec![MAGIC, 0x03, 1, 2, 3]);
         corrupt(vec![MAGIC, 0x0F]);
+    }
+
+    #[tokio::test]
+    async fn lz4_and_zstd_values_are_read_whatever_the_configured_algorithm() {
+        let memory = MemoryStore::new();
+        let with_lz4 = memory.clone().with(CompressionLayer::new());
+        let with_zstd = memory.clone().with(CompressionLayer::new().zstd(3));
+        let value = text(5000);
+        with_lz4.put_bytes("c", "a", value.clone()).await.unwrap();
+        with_zstd.put_bytes("c", "b", value.clone()).await.unwrap();
+        let batch = [
+            ("c", Bytes::from(value.clone())),
+            ("d", Bytes::from_static(b"x")),
+        ];
+        with_zstd
+            .put_many_opts("c", &batch, PutManyOptions::default())
+            .await
+            .unwrap();
+        memory.put_bytes("c", "e", &b"foreign"[..]).await.unwrap();
+        let stored = get_many_bytes(&memory, &["a", "b", "c", "d"])
+            .await
+            .unwrap();
+        let formats: Vec<u8> = stored.iter().map(|v| v.as_ref().unwrap()[1]).collect();
+        assert_eq!(formats, [FORMAT_LZ4, FORMAT_ZSTD, FORMAT_ZSTD, FORMAT_RAW]);
+        // zstd compresses this text better than LZ4.
+        let (a, b) = (stored[0].as_ref().unwrap(), stored[1].as_ref().unwrap());
+        assert!(b.len() < a.len(), "zstd {} / lz4 {}", b.len(), a.len());
+        for s in [&with_lz4, &with_zstd] {
+            let got = get_many_bytes(s, &["a", "b", "c", "d", "e"]).await.unwrap();
+            for v in &got[..3] {
+                assert_eq!(v.as_deref(), Some(&value[..]));
+            }
+            assert_eq!(got[3].as_deref(), Some(&b"x"[..]));
+            assert_eq!(got[4].as_deref(), Some(&b"foreign"[..]));
+            let page = s.scan_opts("c", ScanOptions::default()).await.unwrap();
+            assert_eq!(page.items.len(), 5);
+        }
+    }
+
+    #[test]
+    fn garbled_zstd_values_are_corrupt_never_other_data() {
+        let value = text(10_000);
+        let good = zstd(&value);
+        assert_eq!(decode(Bytes::from(good.clone())).unwrap(), value);
+        for cut in HEADER_LEN..good.len() {
+            let err = decode(Bytes::from(good[..cut].to_vec())).expect_err(&format!("cut {cut}"));
+            assert_eq!(err.kind(), ErrorKind::Corrupt);
+        }
+        // The frame's checksum catches flipped bytes: an error, or (a flip in a field that
+        // does not change the output, like the window size) the value itself.
+        for i in HEADER_LEN..good.len() {
+            for x in [0x01u8, 0x80, 0xFF] {
+                let mut bad = good.clone();
+                bad[i] ^= x;
+                match decode(Bytes::from(bad)) {
+                    Ok(v) => assert_eq!(v, value, "byte {i} ^ {x:#x}"),
+                    Err(e) => assert_eq!(e.kind(), ErrorKind::Corrupt),
+                }
+            }
+        }
+        // Trailing bytes, a wrong declared length either way, garbage.
+        let mut trailing = good.clone();
+        trailing.extend([0, 1, 2, 3, 4, 5, 6, 7]);
+        corrupt(trailing);
+        let err = corrupt(zstd_declaring(&value, value.len() as u32 + 1));
+        assert!(
+            err.to_string().contains("decompressed to 10000 bytes"),
+            "{err}"
+        );
+        let err = corrupt(zstd_declaring(&value, value.len() as u32 - 1));
+        assert!(
+            err.to_string().contains("more than the 9999 bytes"),
+            "{err}"
+        );
+        let err = corrupt(vec![MAGIC, FORMAT_ZSTD, 8, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        assert!(err.to_string().contains("zstd"), "{err}");
+        corrupt(vec![MAGIC, FORMAT_ZSTD, 0, 0]);
+        corrupt(vec![MAGIC, FORMAT_ZSTD]);
+    }
+
+    #[test]
+    fn zstd_output_is_bounded_by_the_declared_length() {
+        // Above the cap: rejected before decoding.
+        let err = corrupt(zstd_declaring(b"tiny", u32::MAX));
+        assert!(err.to_string().contains("limit"), "{err}");
+        // A small frame that expands to 16 MiB, declared as 1000 bytes: decoding stops just
+        // past the declared length instead of producing (and allocating) the whole output.
+        let bomb = zstd_declaring(&vec![0u8; 16 << 20], 1000);
+        assert!(bomb.len() < 4096, "{} bytes", bomb.len());
+        let err = corrupt(bomb);
+        assert!(
+            err.to_string().contains("more than the 1000 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zstd_levels_are_clamped_and_zero_is_the_default() {
+        let level = |l: CompressionLayer| match l.algorithm {
+            Algorithm::Zstd(level) => level,
+            Algorithm::Lz4 => panic!("not zstd"),
+        };
+        assert_eq!(level(CompressionLayer::new().zstd(0)), ZSTD_DEFAULT_LEVEL);
+        assert_eq!(level(CompressionLayer::new().zstd(1000)), 22);
+        let min = *zstd::compression_level_range().start();
+        assert_eq!(level(CompressionLayer::new().zstd(i32::MIN)), min);
+        // Incompressible values are stored raw with zstd too.
+        let mut x = 1u64;
+        let noise: Vec<u8> = (0..1000)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (x >> 56) as u8
+            })
+            .collect();
+        let stored = CompressionLayer::new().zstd(3).encode(&noise);
+        assert_eq!(&stored[..2], &[MAGIC, FORMAT_RAW]);
     }
 
     #[test]
