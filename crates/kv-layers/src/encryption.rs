@@ -1,20 +1,44 @@
-//! Encrypts values with XChaCha20-Poly1305 before they reach the store, and decrypts them on
-//! reads, with key rotation.
+//! Encrypts values with XChaCha20-Poly1305 (the default) or AES-256-GCM before they reach the
+//! store, and decrypts them on reads, with key rotation.
 //!
 //! Every value the layer writes is sealed with the *primary* key and carries a header naming
-//! it, so older keys added with [`EncryptionLayer::with_key`] keep decrypting what they wrote:
+//! the algorithm and the key, so older keys added with [`EncryptionLayer::with_key`] keep
+//! decrypting what they wrote, and values of both algorithms are read whichever one the layer
+//! writes:
 //!
 //! | bytes | content |
 //! |---|---|
 //! | 0 | `0xC3`, the [magic](MAGIC) |
-//! | 1 | `0x01`, the [format](FORMAT_XCHACHA20_POLY1305): XChaCha20-Poly1305 (`0x00` and `0x02`–`0x0F` are reserved: read as [`ErrorKind::Corrupt`]) |
+//! | 1 | the format: `0x01` [XChaCha20-Poly1305](FORMAT_XCHACHA20_POLY1305), `0x02` [AES-256-GCM](FORMAT_AES_256_GCM) (`0x00` and `0x03`–`0x0F` are reserved: read as [`ErrorKind::Corrupt`]) |
 //! | 2 | the key id (`u8`) of the key the value was sealed with |
-//! | 3..27 | the 24-byte random nonce (from the operating system's generator) |
-//! | 27.. | the ciphertext (as long as the value), then the 16-byte Poly1305 tag |
+//! | 3.. | the random nonce (from the operating system's generator): 24 bytes for XChaCha20-Poly1305, 12 for AES-256-GCM |
+//! | then | the ciphertext (as long as the value), then the 16-byte authentication tag |
 //!
-//! A value thus grows by [`OVERHEAD`] (43) bytes, and the store's
-//! [`Capability::max_value_len`](kv_core::Capability::max_value_len) shrinks by as much (the
-//! layer rejects longer values itself with [`ErrorKind::ValueTooLarge`]).
+//! A value thus grows by [`OVERHEAD`] (43) bytes with XChaCha20-Poly1305, or
+//! [`AES_256_GCM_OVERHEAD`] (31) with AES-256-GCM, and the store's
+//! [`Capability::max_value_len`](kv_core::Capability::max_value_len) shrinks by the overhead of
+//! the algorithm the layer writes (it rejects longer values itself with
+//! [`ErrorKind::ValueTooLarge`]).
+//!
+//! **Which algorithm.** Both are authenticated encryption with 256-bit keys. The nonces are
+//! random, and that is what sets them apart:
+//!
+//! - *XChaCha20-Poly1305* (default) has 192-bit nonces: random ones never collide in practice,
+//!   however many values one key seals. It is fast in software on every CPU.
+//! - *AES-256-GCM* ([`EncryptionLayer::aes_256_gcm`]) is faster where the CPU has AES and
+//!   carry-less multiply instructions (most x86-64 and ARMv8 servers; the `aes` crate detects
+//!   them at run time), and it is the one FIPS 140 approves, should a compliance regime ask
+//!   for it (this pure-Rust implementation is not itself a validated module). Its nonces are
+//!   only 96 bits: NIST SP 800-38D caps one key at 2<sup>32</sup> (about 4 billion)
+//!   encryptions with random nonces, which keeps the chance that two nonces collide below
+//!   about 2<sup>-32</sup>; beyond that the chance grows with the square of the count, and a
+//!   collision is catastrophic (it reveals the XOR of two values and lets an attacker forge
+//!   values under that key). Count the writes under each key and rotate to a new key id well
+//!   before 2<sup>32</sup> (rewriting an entry counts: every write draws a nonce).
+//!
+//! A key may decrypt values of both algorithms, but give each algorithm its own keys: when
+//! switching, add a new primary key id and keep the old key for reading. (The format byte is
+//! authenticated, so a value cannot be reinterpreted under the other algorithm either way.)
 //!
 //! **Why `0xC3` followed by a byte below `0x10`.** In UTF-8, `0xC3` starts a two-byte
 //! sequence whose second byte must be `0x80..=0xBF`, so `0xC3 0x00..=0x0F` never occurs in
@@ -33,7 +57,7 @@
 //! **Errors.** Any value the layer cannot open is [`ErrorKind::Corrupt`] naming the layer,
 //! operation, collection and key, never a panic: a cut-short value, a reserved format byte, an
 //! unknown key id (the message names the id), or a failed authentication (wrong key, tampered
-//! bytes, value moved from elsewhere).
+//! bytes, value moved from elsewhere; the message names the algorithm and the key id).
 //!
 //! **Values without the header** (written before the layer existed) are `Corrupt` by default;
 //! with [`allow_plaintext(true)`](EncryptionLayer::allow_plaintext) they are returned as they
@@ -45,9 +69,6 @@
 //! `put_many`) encrypt every value. Keys, collection names, TTLs, versions and metadata are
 //! stored in the clear. The keys never appear in `Debug` output or in error messages. (The
 //! key material is not zeroed on drop.)
-//!
-//! AES-256-GCM (hardware-accelerated on most servers, but with a 12-byte nonce too short for
-//! random nonces at scale) is future work; it would take format byte `0x02`.
 //!
 //! ```
 //! use kv_core::{ErrorKind, KvStoreExt};
@@ -74,6 +95,14 @@
 //! memory.put_bytes("users", "mallory", stored).await?;
 //! let err = store.get_bytes("users", "mallory").await.unwrap_err();
 //! assert_eq!(err.kind(), ErrorKind::Corrupt);
+//!
+//! // Switching to AES-256-GCM with a new key; the XChaCha20-Poly1305 values stay readable.
+//! let store = memory.clone().with(
+//!     EncryptionLayer::new(3, [5u8; 32]).aes_256_gcm().with_key(2, new_key).with_key(1, old_key),
+//! );
+//! store.put("users", "carol", &50).await?;
+//! assert_eq!(&memory.get_bytes("users", "carol").await?.unwrap()[..3], &[0xC3, 0x02, 3]);
+//! assert_eq!(store.get::<u32>("users", "bob").await?, Some(40));
 //! # Ok::<(), kv_core::Error>(()) }).unwrap();
 //! ```
 
@@ -81,6 +110,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use aes_gcm::Aes256Gcm;
 use bytes::Bytes;
 use chacha20poly1305::aead::{AeadCore, AeadInPlace, KeyInit, OsRng};
 use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
@@ -95,29 +125,96 @@ const LAYER: &str = "encryption";
 pub const MAGIC: u8 = 0xC3;
 /// Second byte of a value sealed with XChaCha20-Poly1305.
 pub const FORMAT_XCHACHA20_POLY1305: u8 = 0x01;
+/// Second byte of a value sealed with AES-256-GCM.
+pub const FORMAT_AES_256_GCM: u8 = 0x02;
 /// Second bytes up to this one are reserved for the layer (unknown ones are `Corrupt`).
 const FORMAT_RESERVED_MAX: u8 = 0x0F;
 /// Bytes of the header: magic, format and key id.
 pub const HEADER_LEN: usize = 3;
-/// Bytes of the nonce following the header.
+/// Bytes of the XChaCha20-Poly1305 nonce following the header.
 pub const NONCE_LEN: usize = 24;
-/// Bytes of the authentication tag ending the value.
+/// Bytes of the AES-256-GCM nonce following the header.
+pub const AES_256_GCM_NONCE_LEN: usize = 12;
+/// Bytes of the authentication tag ending the value (both algorithms).
 pub const TAG_LEN: usize = 16;
-/// How many bytes the layer adds to every value.
+/// How many bytes the layer adds to a value sealed with XChaCha20-Poly1305 (the default, and
+/// the larger overhead).
 pub const OVERHEAD: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
+/// How many bytes the layer adds to a value sealed with AES-256-GCM.
+pub const AES_256_GCM_OVERHEAD: usize = HEADER_LEN + AES_256_GCM_NONCE_LEN + TAG_LEN;
 
-/// The configuration of an [`Encryption`] store: the primary key, older keys, and whether
-/// values without the header are returned. Its `Debug` output shows key ids, never keys.
+/// The algorithm of a stored value (and of the layer's writes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Algorithm {
+    XChaCha20Poly1305,
+    Aes256Gcm,
+}
+
+impl Algorithm {
+    fn from_format(format: u8) -> Option<Self> {
+        match format {
+            FORMAT_XCHACHA20_POLY1305 => Some(Algorithm::XChaCha20Poly1305),
+            FORMAT_AES_256_GCM => Some(Algorithm::Aes256Gcm),
+            _ => None,
+        }
+    }
+
+    fn format(self) -> u8 {
+        match self {
+            Algorithm::XChaCha20Poly1305 => FORMAT_XCHACHA20_POLY1305,
+            Algorithm::Aes256Gcm => FORMAT_AES_256_GCM,
+        }
+    }
+
+    fn nonce_len(self) -> usize {
+        match self {
+            Algorithm::XChaCha20Poly1305 => NONCE_LEN,
+            Algorithm::Aes256Gcm => AES_256_GCM_NONCE_LEN,
+        }
+    }
+
+    fn overhead(self) -> usize {
+        HEADER_LEN + self.nonce_len() + TAG_LEN
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Algorithm::XChaCha20Poly1305 => "XChaCha20-Poly1305",
+            Algorithm::Aes256Gcm => "AES-256-GCM",
+        }
+    }
+}
+
+/// One key, ready for either algorithm (which one a value uses is in its header).
+struct Ciphers {
+    xchacha: XChaCha20Poly1305,
+    aes: Aes256Gcm,
+}
+
+impl Ciphers {
+    fn new(key: &[u8; 32]) -> Arc<Self> {
+        Arc::new(Ciphers {
+            xchacha: XChaCha20Poly1305::new(Key::from_slice(key)),
+            aes: Aes256Gcm::new(aes_gcm::Key::<Aes256Gcm>::from_slice(key)),
+        })
+    }
+}
+
+/// The configuration of an [`Encryption`] store: the algorithm of writes, the primary key,
+/// older keys, and whether values without the header are returned. Its `Debug` output shows
+/// key ids, never keys.
 #[derive(Clone)]
 pub struct EncryptionLayer {
+    algorithm: Algorithm,
     primary: u8,
-    keys: BTreeMap<u8, Arc<XChaCha20Poly1305>>,
+    keys: BTreeMap<u8, Arc<Ciphers>>,
     allow_plaintext: bool,
 }
 
 impl fmt::Debug for EncryptionLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EncryptionLayer")
+            .field("algorithm", &self.algorithm.name())
             .field("primary_key_id", &self.primary)
             .field("key_ids", &self.key_ids())
             .field("keys", &"<redacted>")
@@ -127,8 +224,9 @@ impl fmt::Debug for EncryptionLayer {
 }
 
 impl EncryptionLayer {
-    /// Encryption with `key` (XChaCha20-Poly1305, 256 bits), stored under `key_id` in every
-    /// value's header. Every write uses this key.
+    /// Encryption with `key` (256 bits; XChaCha20-Poly1305 unless
+    /// [`aes_256_gcm`](Self::aes_256_gcm) is chosen), stored under `key_id` in every value's
+    /// header. Every write uses this key.
     ///
     /// ```
     /// let layer = kv_layers::encryption::EncryptionLayer::new(1, [42u8; 32]);
@@ -136,15 +234,40 @@ impl EncryptionLayer {
     /// ```
     pub fn new(key_id: u8, key: [u8; 32]) -> Self {
         let mut keys = BTreeMap::new();
-        keys.insert(
-            key_id,
-            Arc::new(XChaCha20Poly1305::new(Key::from_slice(&key))),
-        );
+        keys.insert(key_id, Ciphers::new(&key));
         Self {
+            algorithm: Algorithm::XChaCha20Poly1305,
             primary: key_id,
             keys,
             allow_plaintext: false,
         }
+    }
+
+    /// Writes seal values with AES-256-GCM (format `0x02`). Mind its nonce limit: rotate to a
+    /// new key id well before 2<sup>32</sup> writes under one key (see the
+    /// [module documentation](self)). Values of both algorithms stay readable.
+    ///
+    /// ```
+    /// let layer = kv_layers::encryption::EncryptionLayer::new(1, [42u8; 32]).aes_256_gcm();
+    /// # let _ = layer;
+    /// ```
+    pub fn aes_256_gcm(mut self) -> Self {
+        self.algorithm = Algorithm::Aes256Gcm;
+        self
+    }
+
+    /// Writes seal values with XChaCha20-Poly1305 (format `0x01`, the default). Values of both
+    /// algorithms stay readable.
+    ///
+    /// ```
+    /// let layer = kv_layers::encryption::EncryptionLayer::new(1, [42u8; 32])
+    ///     .aes_256_gcm()
+    ///     .xchacha20_poly1305();
+    /// # let _ = layer;
+    /// ```
+    pub fn xchacha20_poly1305(mut self) -> Self {
+        self.algorithm = Algorithm::XChaCha20Poly1305;
+        self
     }
 
     /// Adds an older key, used only to decrypt values whose header names `key_id`. A second
@@ -165,8 +288,7 @@ impl EncryptionLayer {
             key_id, self.primary,
             "EncryptionLayer::with_key: key id {key_id} is the primary key's id"
         );
-        let cipher = XChaCha20Poly1305::new(Key::from_slice(&key));
-        self.keys.insert(key_id, Arc::new(cipher));
+        self.keys.insert(key_id, Ciphers::new(&key));
         self
     }
 
@@ -205,26 +327,35 @@ impl EncryptionLayer {
 
     /// The stored form of `value` at `(collection, key)` (`collection` resolved).
     fn seal(&self, collection: &str, key: &str, value: &[u8]) -> Result<Bytes> {
-        let cipher = &self.keys[&self.primary];
-        let header = [MAGIC, FORMAT_XCHACHA20_POLY1305, self.primary];
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let mut out = Vec::with_capacity(OVERHEAD + value.len());
+        let algorithm = self.algorithm;
+        let ciphers = &self.keys[&self.primary];
+        let header = [MAGIC, algorithm.format(), self.primary];
+        let aad = associated_data(&header, collection, key);
+        let mut out = Vec::with_capacity(algorithm.overhead() + value.len());
         out.extend_from_slice(&header);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(value);
-        let body = HEADER_LEN + NONCE_LEN;
-        let tag = cipher
-            .encrypt_in_place_detached(
-                &nonce,
-                &associated_data(&header, collection, key),
-                &mut out[body..],
+        let body = HEADER_LEN + algorithm.nonce_len();
+        let sealed = match algorithm {
+            Algorithm::XChaCha20Poly1305 => {
+                let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+                out.extend_from_slice(&nonce);
+                out.extend_from_slice(value);
+                let c = &ciphers.xchacha;
+                c.encrypt_in_place_detached(&nonce, &aad, &mut out[body..])
+            }
+            Algorithm::Aes256Gcm => {
+                let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+                out.extend_from_slice(&nonce);
+                out.extend_from_slice(value);
+                let c = &ciphers.aes;
+                c.encrypt_in_place_detached(&nonce, &aad, &mut out[body..])
+            }
+        };
+        let tag = sealed.map_err(|_| {
+            Error::new(
+                ErrorKind::ValueTooLarge,
+                format!("value of {} bytes is too large to encrypt", value.len()),
             )
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::ValueTooLarge,
-                    format!("value of {} bytes is too large to encrypt", value.len()),
-                )
-            })?;
+        })?;
         out.extend_from_slice(&tag);
         Ok(Bytes::from(out))
     }
@@ -243,42 +374,54 @@ impl EncryptionLayer {
                 )))
             };
         }
-        if stored[1] != FORMAT_XCHACHA20_POLY1305 {
+        let Some(algorithm) = Algorithm::from_format(stored[1]) else {
             return Err(corrupt(format!(
                 "unknown encryption format byte 0x{:02X}",
                 stored[1]
             )));
-        }
-        if stored.len() < OVERHEAD {
+        };
+        let overhead = algorithm.overhead();
+        if stored.len() < overhead {
             return Err(corrupt(format!(
-                "encrypted value cut short ({} bytes, at least {OVERHEAD} expected)",
+                "{} value cut short ({} bytes, at least {overhead} expected)",
+                algorithm.name(),
                 stored.len()
             )));
         }
         let key_id = stored[2];
-        let Some(cipher) = self.keys.get(&key_id) else {
+        let Some(ciphers) = self.keys.get(&key_id) else {
             return Err(corrupt(format!(
                 "value is encrypted with unknown key id {key_id} (known key ids: {:?})",
                 self.key_ids()
             )));
         };
         let (header, rest) = stored.split_at(HEADER_LEN);
-        let (nonce, rest) = rest.split_at(NONCE_LEN);
+        let (nonce, rest) = rest.split_at(algorithm.nonce_len());
         let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let aad = associated_data(header, collection, key);
+        let tag = Tag::from_slice(tag);
         let mut out = ciphertext.to_vec();
-        cipher
-            .decrypt_in_place_detached(
+        let opened = match algorithm {
+            Algorithm::XChaCha20Poly1305 => ciphers.xchacha.decrypt_in_place_detached(
                 XNonce::from_slice(nonce),
-                &associated_data(header, collection, key),
+                &aad,
                 &mut out,
-                Tag::from_slice(tag),
-            )
-            .map_err(|_| {
-                corrupt(format!(
-                    "decryption with key id {key_id} failed: wrong key, tampered value, \
-                     or value moved from another collection or key"
-                ))
-            })?;
+                tag,
+            ),
+            Algorithm::Aes256Gcm => ciphers.aes.decrypt_in_place_detached(
+                aes_gcm::Nonce::from_slice(nonce),
+                &aad,
+                &mut out,
+                tag,
+            ),
+        };
+        opened.map_err(|_| {
+            corrupt(format!(
+                "{} decryption with key id {key_id} failed: wrong key, tampered value, \
+                 or value moved from another collection or key",
+                algorithm.name()
+            ))
+        })?;
         Ok(Bytes::from(out))
     }
 }
@@ -301,7 +444,8 @@ impl<S: KvStore> Layer<S> for EncryptionLayer {
     fn layer(&self, inner: S) -> Encryption<S> {
         let mut info = inner.info().clone();
         let cap = &mut info.capability;
-        cap.max_value_len = cap.max_value_len.map(|m| m.saturating_sub(OVERHEAD));
+        let overhead = self.algorithm.overhead();
+        cap.max_value_len = cap.max_value_len.map(|m| m.saturating_sub(overhead));
         Encryption {
             inner,
             config: self.clone(),
@@ -310,7 +454,7 @@ impl<S: KvStore> Layer<S> for EncryptionLayer {
     }
 }
 
-/// A store encrypting values with XChaCha20-Poly1305; see [`EncryptionLayer`] and the
+/// A store encrypting values with XChaCha20-Poly1305 or AES-256-GCM; see [`EncryptionLayer`] and the
 /// [module documentation](self) for the stored format. Its `Debug` output hides the keys.
 #[derive(Clone, Debug)]
 pub struct Encryption<S> {
@@ -469,8 +613,19 @@ mod tests {
 
     #[tokio::test]
     async fn round_trips_every_size_through_get_many_and_scans() {
+        round_trip(
+            EncryptionLayer::new(1, K1),
+            FORMAT_XCHACHA20_POLY1305,
+            OVERHEAD,
+        )
+        .await;
+        let aes = EncryptionLayer::new(1, K1).aes_256_gcm();
+        round_trip(aes, FORMAT_AES_256_GCM, AES_256_GCM_OVERHEAD).await;
+    }
+
+    async fn round_trip(layer: EncryptionLayer, format: u8, overhead: usize) {
         let memory = MemoryStore::new();
-        let s = memory.clone().with(EncryptionLayer::new(1, K1));
+        let s = memory.clone().with(layer);
         let lens = [0usize, 1, 15, 16, 17, 1000, 1 << 20];
         for len in lens {
             let value: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
@@ -478,8 +633,8 @@ mod tests {
             s.put_bytes("c", &key, value.clone()).await.unwrap();
             assert_eq!(s.get_bytes("c", &key).await.unwrap().unwrap(), value);
             let stored = memory.get_bytes("c", &key).await.unwrap().unwrap();
-            assert_eq!(&stored[..3], &[MAGIC, FORMAT_XCHACHA20_POLY1305, 1]);
-            assert_eq!(stored.len(), len + OVERHEAD);
+            assert_eq!(&stored[..3], &[MAGIC, format, 1]);
+            assert_eq!(stored.len(), len + overhead);
             if len >= 16 {
                 // The plaintext does not appear in the stored form.
                 let needle = &value[..16];
@@ -573,7 +728,11 @@ mod tests {
 
     #[test]
     fn every_flipped_byte_is_corrupt() {
-        let layer = EncryptionLayer::new(7, K1);
+        every_flipped_byte_is_corrupt_with(EncryptionLayer::new(7, K1));
+        every_flipped_byte_is_corrupt_with(EncryptionLayer::new(7, K1).aes_256_gcm());
+    }
+
+    fn every_flipped_byte_is_corrupt_with(layer: EncryptionLayer) {
         let good = layer.seal("c", "k", b"a secret value").unwrap().to_vec();
         assert_eq!(
             layer.open("c", "k", Bytes::from(good.clone())).unwrap(),
@@ -598,12 +757,69 @@ mod tests {
         longer.push(0);
         assert!(layer.open("c", "k", Bytes::from(longer)).is_err());
         // Reserved formats.
-        for format in [0x00, 0x02, 0x0F] {
+        for format in [0x00, 0x03, 0x0F] {
             let mut bad = good.clone();
             bad[1] = format;
             let err = layer.open("c", "k", Bytes::from(bad)).unwrap_err();
             assert!(err.to_string().contains("format"), "{err}");
         }
+        // The other algorithm's format byte: authentication fails (or the value is too
+        // short for the other layout), never a panic.
+        let mut other = good.clone();
+        other[1] ^= FORMAT_XCHACHA20_POLY1305 ^ FORMAT_AES_256_GCM;
+        let err = layer.open("c", "k", Bytes::from(other)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt);
+    }
+
+    #[tokio::test]
+    async fn both_algorithms_are_read_whichever_one_writes() {
+        let memory = MemoryStore::new();
+        let chacha = memory
+            .clone()
+            .with(EncryptionLayer::new(1, K1).with_key(2, K2));
+        let aes = memory
+            .clone()
+            .with(EncryptionLayer::new(2, K2).aes_256_gcm().with_key(1, K1));
+        chacha
+            .put_bytes("c", "x", &b"by xchacha"[..])
+            .await
+            .unwrap();
+        aes.put_bytes("c", "a", &b"by aes"[..]).await.unwrap();
+        let batch = [("b", Bytes::from_static(b"by aes too"))];
+        aes.put_many_opts("c", &batch, PutManyOptions::default())
+            .await
+            .unwrap();
+        let stored = get_many_bytes(&memory, &["x", "a", "b"]).await.unwrap();
+        let headers: Vec<&[u8]> = stored.iter().map(|v| &v.as_ref().unwrap()[..3]).collect();
+        assert_eq!(
+            headers,
+            [
+                &[MAGIC, FORMAT_XCHACHA20_POLY1305, 1][..],
+                &[MAGIC, FORMAT_AES_256_GCM, 2][..],
+                &[MAGIC, FORMAT_AES_256_GCM, 2][..],
+            ]
+        );
+        for s in [&chacha, &aes] {
+            let got = get_many_bytes(s, &["x", "a", "b"]).await.unwrap();
+            assert_eq!(got[0].as_deref(), Some(&b"by xchacha"[..]));
+            assert_eq!(got[1].as_deref(), Some(&b"by aes"[..]));
+            assert_eq!(got[2].as_deref(), Some(&b"by aes too"[..]));
+            let page = s.scan_opts("c", ScanOptions::default()).await.unwrap();
+            assert_eq!(page.items.len(), 3);
+        }
+        // AES-GCM values are bound to their place and key like the others.
+        memory
+            .put_bytes("c", "moved", stored[1].clone().unwrap())
+            .await
+            .unwrap();
+        let err = assert_corrupt(aes.get_bytes("c", "moved").await, "moved");
+        assert!(err.to_string().contains("AES-256-GCM"), "{err}");
+        let wrong = memory.clone().with(EncryptionLayer::new(2, K1));
+        let err = assert_corrupt(wrong.get_bytes("c", "a").await, "wrong key");
+        assert!(err.to_string().contains("key id 2"), "{err}");
+        let old = memory.clone().with(EncryptionLayer::new(1, K1));
+        let err = assert_corrupt(old.get_bytes("c", "a").await, "unknown id");
+        assert!(err.to_string().contains("unknown key id 2"), "{err}");
     }
 
     #[tokio::test]
@@ -686,6 +902,12 @@ mod tests {
                 assert!(!text.contains(needle), "{needle} in {text}");
             }
         }
+        assert!(format!("{layer:?}").contains("XChaCha20-Poly1305"));
+        let aes = format!("{:?}", layer.clone().aes_256_gcm());
+        assert!(
+            aes.contains("AES-256-GCM") && aes.contains("redacted"),
+            "{aes}"
+        );
         // Errors do not carry them either.
         let err = EncryptionLayer::new(2, K1)
             .open("c", "k", layer.seal("c", "k", b"v").unwrap())
@@ -723,5 +945,20 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ValueTooLarge);
         assert_eq!(err.key(), Some("big"));
+        // AES-256-GCM adds less.
+        let aes = EncryptionLayer::new(1, K1).aes_256_gcm();
+        let s = MemoryStore::new().with(limited).with(aes);
+        assert_eq!(
+            s.info().capability.max_value_len,
+            Some(100 - AES_256_GCM_OVERHEAD)
+        );
+        s.put_bytes("c", "ok", vec![7u8; 100 - AES_256_GCM_OVERHEAD])
+            .await
+            .unwrap();
+        let err = s
+            .put_bytes("c", "big", vec![7u8; 101 - AES_256_GCM_OVERHEAD])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueTooLarge);
     }
 }

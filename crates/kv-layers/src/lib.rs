@@ -46,7 +46,7 @@
 //! | [`default_value`] | a default value returned for misses |
 //! | [`limit_size`] | rejects values above (or below) a size |
 //! | [`compression`] | LZ4 (default) or zstd compression of values, readable alongside uncompressed ones |
-//! | [`encryption`] | XChaCha20-Poly1305 encryption of values bound to their collection and key, with key rotation |
+//! | [`encryption`] | XChaCha20-Poly1305 (default) or AES-256-GCM encryption of values bound to their collection and key, with key rotation |
 //! | [`versioning`] | a schema-version tag on every value; other versions read as missing |
 //! | [`statistics`] | hit, miss, put, delete and error counters per collection |
 //! | [`tracing_layer`] | a `tracing` span per operation, with its outcome; a warning per failure |
