@@ -49,6 +49,7 @@
 //! ```
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -136,6 +137,7 @@ impl<S: KvStore> Layer<S> for CircuitBreakerLayer {
             breaker: Arc::new(Breaker {
                 config: *self,
                 phase: Mutex::new(Phase::Closed { failures: 0 }),
+                healthy: AtomicBool::new(true),
             }),
         }
     }
@@ -152,6 +154,10 @@ pub struct CircuitBreaker<S> {
 struct Breaker {
     config: CircuitBreakerLayer,
     phase: Mutex<Phase>,
+    /// True while the phase is `Closed { failures: 0 }` (written under the lock): the common
+    /// case then admits and records a success without taking the lock, so a healthy store's
+    /// concurrent calls never serialise on it.
+    healthy: AtomicBool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -183,6 +189,13 @@ impl Breaker {
 
     /// Lets a call through (as a trial if the circuit is half-open) or says why not.
     fn admit(&self) -> Result<Permit<'_>> {
+        if self.healthy.load(Ordering::Acquire) {
+            return Ok(Permit {
+                breaker: self,
+                trial: false,
+                recorded: false,
+            });
+        }
         let mut phase = self.phase();
         let trial = match *phase {
             Phase::Closed { .. } => false,
@@ -238,6 +251,9 @@ impl Permit<'_> {
     fn record(mut self, failed: bool) {
         self.recorded = true;
         let b = self.breaker;
+        if !failed && !self.trial && b.healthy.load(Ordering::Acquire) {
+            return; // Closed with no failures to reset.
+        }
         let mut phase = b.phase();
         match (&mut *phase, self.trial) {
             (Phase::Trial, true) if failed => {
@@ -258,6 +274,10 @@ impl Permit<'_> {
             // A call let through before the circuit opened: its outcome is old news.
             _ => {}
         }
+        b.healthy.store(
+            matches!(*phase, Phase::Closed { failures: 0 }),
+            Ordering::Release,
+        );
     }
 }
 

@@ -105,32 +105,39 @@ struct Registry {
 }
 
 impl Registry {
-    fn collection(&self, name: &str) -> Arc<Counters> {
+    /// Adds each `(counter, n)` to the total and to the collection's counters. The
+    /// collection's counters are looked up once, under the read lock (no `Arc` clone on the
+    /// hot path); the write lock is only taken for a collection's first count.
+    fn add(&self, collection: Option<&str>, counts: Counts) {
+        if counts.iter().all(|&(_, n)| n == 0) {
+            return;
+        }
+        let bump = |c: &Counters| {
+            for (field, n) in counts {
+                if n > 0 {
+                    field(c).fetch_add(n, Ordering::Relaxed);
+                }
+            }
+        };
+        bump(&self.total);
+        let Some(name) = collection else { return };
         if let Some(c) = self
             .collections
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
         {
-            return c.clone();
+            bump(c);
+            return;
         }
-        self.collections
+        let c = self
+            .collections
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .entry(name.to_owned())
             .or_default()
-            .clone()
-    }
-
-    /// Adds `n` to one counter of the collection and of the total.
-    fn add(&self, collection: Option<&str>, field: fn(&Counters) -> &AtomicU64, n: u64) {
-        if n == 0 {
-            return;
-        }
-        field(&self.total).fetch_add(n, Ordering::Relaxed);
-        if let Some(c) = collection {
-            field(&self.collection(c)).fetch_add(n, Ordering::Relaxed);
-        }
+            .clone();
+        bump(&c);
     }
 
     fn snapshot(&self) -> Stats {
@@ -224,21 +231,29 @@ impl<S: KvStore> Statistics<S> {
         &self,
         collection: Option<&str>,
         result: Result<T>,
-        ok: impl FnOnce(&T) -> Vec<(fn(&Counters) -> &AtomicU64, u64)>,
+        ok: impl FnOnce(&T) -> Counts,
     ) -> Result<T> {
         let c = collection.map(|c| self.inner.info().resolve(c));
         match &result {
-            Ok(v) => {
-                for (field, n) in ok(v) {
-                    self.registry.add(c, field, n);
-                }
-            }
-            Err(_) => self.registry.add(c, |c| &c.errors, 1),
+            Ok(v) => self.registry.add(c, ok(v)),
+            Err(_) => self.registry.add(c, [(errors, 1), NONE]),
         }
         result
     }
 }
 
+/// One counter of [`Counters`].
+type Field = fn(&Counters) -> &AtomicU64;
+
+/// What one operation adds: at most two counters (unused slots add 0).
+type Counts = [(Field, u64); 2];
+
+/// An unused slot of [`Counts`].
+const NONE: (Field, u64) = (hits, 0);
+
+fn errors(c: &Counters) -> &AtomicU64 {
+    &c.errors
+}
 fn hits(c: &Counters) -> &AtomicU64 {
     &c.hits
 }
@@ -264,7 +279,7 @@ impl<S: KvStore> KvStore for Statistics<S> {
     ) -> Result<Option<Entry>> {
         let r = self.inner.get_opts(collection, key, opts).await;
         self.count(Some(collection), r, |e| {
-            vec![if e.is_some() { (hits, 1) } else { (misses, 1) }]
+            [if e.is_some() { (hits, 1) } else { (misses, 1) }, NONE]
         })
     }
 
@@ -277,7 +292,7 @@ impl<S: KvStore> KvStore for Statistics<S> {
         let r = self.inner.get_many_opts(collection, keys, opts).await;
         self.count(Some(collection), r, |v| {
             let found = v.iter().filter(|e| e.is_some()).count() as u64;
-            vec![(hits, found), (misses, v.len() as u64 - found)]
+            [(hits, found), (misses, v.len() as u64 - found)]
         })
     }
 
@@ -289,7 +304,7 @@ impl<S: KvStore> KvStore for Statistics<S> {
         opts: PutOptions,
     ) -> Result<()> {
         let r = self.inner.put_opts(collection, key, value, opts).await;
-        self.count(Some(collection), r, |_| vec![(puts, 1)])
+        self.count(Some(collection), r, |_| [(puts, 1), NONE])
     }
 
     async fn put_many_opts(
@@ -299,13 +314,15 @@ impl<S: KvStore> KvStore for Statistics<S> {
         opts: PutManyOptions,
     ) -> Result<()> {
         let r = self.inner.put_many_opts(collection, entries, opts).await;
-        self.count(Some(collection), r, |_| vec![(puts, entries.len() as u64)])
+        self.count(Some(collection), r, |_| {
+            [(puts, entries.len() as u64), NONE]
+        })
     }
 
     async fn delete_opts(&self, collection: &str, key: &str, opts: DeleteOptions) -> Result<bool> {
         let r = self.inner.delete_opts(collection, key, opts).await;
         self.count(Some(collection), r, |&d| {
-            vec![if d { (deletes, 1) } else { (delete_misses, 1) }]
+            [if d { (deletes, 1) } else { (delete_misses, 1) }, NONE]
         })
     }
 
@@ -317,7 +334,7 @@ impl<S: KvStore> KvStore for Statistics<S> {
     ) -> Result<u64> {
         let r = self.inner.delete_many_opts(collection, keys, opts).await;
         self.count(Some(collection), r, |&n| {
-            vec![
+            [
                 (deletes, n),
                 (delete_misses, (keys.len() as u64).saturating_sub(n)),
             ]
@@ -327,33 +344,33 @@ impl<S: KvStore> KvStore for Statistics<S> {
     async fn ttl_opts(&self, collection: &str, key: &str, opts: GetOptions) -> Result<Option<Ttl>> {
         let r = self.inner.ttl_opts(collection, key, opts).await;
         self.count(Some(collection), r, |t| {
-            vec![if t.is_some() { (hits, 1) } else { (misses, 1) }]
+            [if t.is_some() { (hits, 1) } else { (misses, 1) }, NONE]
         })
     }
 
     async fn scan_opts(&self, collection: &str, opts: ScanOptions) -> Result<ScanPage> {
         let r = self.inner.scan_opts(collection, opts).await;
-        self.count(Some(collection), r, |_| Vec::new())
+        self.count(Some(collection), r, |_| [NONE; 2])
     }
 
     async fn collections_opts(&self, opts: CollectionsOptions) -> Result<Vec<String>> {
         let r = self.inner.collections_opts(opts).await;
-        self.count(None, r, |_| Vec::new())
+        self.count(None, r, |_| [NONE; 2])
     }
 
     async fn clear_opts(&self, collection: &str, opts: ClearOptions) -> Result<u64> {
         let r = self.inner.clear_opts(collection, opts).await;
-        self.count(Some(collection), r, |&n| vec![(deletes, n)])
+        self.count(Some(collection), r, |&n| [(deletes, n), NONE])
     }
 
     async fn destroy_opts(&self, opts: DestroyOptions) -> Result<()> {
         let r = self.inner.destroy_opts(opts).await;
-        self.count(None, r, |_| Vec::new())
+        self.count(None, r, |_| [NONE; 2])
     }
 
     async fn cull_opts(&self, opts: CullOptions) -> Result<u64> {
         let r = self.inner.cull_opts(opts).await;
-        self.count(None, r, |_| Vec::new())
+        self.count(None, r, |_| [NONE; 2])
     }
 
     forward!(inner; info, close);
