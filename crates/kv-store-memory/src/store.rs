@@ -138,7 +138,10 @@ impl Coll {
         match self.map.raw_entry_mut().from_key(key) {
             RawEntryMut::Occupied(mut o) => {
                 o.replace_value(slot);
-                o.to_back();
+                // Recency only matters to a bounded (LRU) store; relinking costs every write.
+                if max.is_some() {
+                    o.to_back();
+                }
             }
             RawEntryMut::Vacant(v) => {
                 let key: Arc<str> = key.into();
@@ -711,9 +714,13 @@ mod tests {
         block_on(async {
             let s = MemoryStore::new();
             for i in 0..25_000 {
-                s.put("c", &format!("k{i:05}"), &serde_json::json!({"i": i}))
-                    .await
-                    .unwrap();
+                s.put_bytes(
+                    "c",
+                    &format!("k{i:05}"),
+                    format!("{{\"i\":{i}}}").into_bytes(),
+                )
+                .await
+                .unwrap();
             }
             let filter = Filter::new().and(Condition::ge("i", 24_990));
             let opts = ScanOptions::default().with_filter(filter.clone());
