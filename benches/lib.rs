@@ -1,7 +1,52 @@
 //! Shared helpers of the benchmarks (`cargo bench -p kv-benches`, or `cargo xtask bench`,
 //! which also regenerates the tables of BENCHMARKS.md).
+//!
+//! Every store benchmark measures, in one criterion group per operation, a `baseline_*`
+//! benchmark (the engine or client crate called directly, doing the same work on the same
+//! data layout) next to kv (`kv_static`: the store type; `kv_dyn`: the handle `kv::open(url)`
+//! returns). Both sides visit the keys in the same order ([`Workload`]); the ratio between them
+//! is the facade's cost.
+//!
+//! - Embedded stores implement [`Side`] for each contender and run [`embedded_groups`].
+//! - Server stores implement [`Op`] per operation and run [`bench_serial`] (one operation at
+//!   a time) and [`bench_tasks`] (N concurrent tasks on a multi-thread runtime).
+//!
+//! A store whose service is not running is skipped with a printed line, never a failure
+//! ([`skip`]); under `cargo xtask bench` the line is also left as a note that the report turns
+//! into its "not measured in this run" list.
+//!
+//! ```
+//! let w = kv_benches::Workload::new(1_000, 16);
+//! assert_eq!(w.keys.len(), 1_000);
+//! assert_eq!(w.value.len(), 16);
+//! // Every key is visited once per round, in a scattered but fixed order.
+//! let mut seen: Vec<usize> = (0..1_000).map(|i| w.index(i)).collect();
+//! seen.sort_unstable();
+//! assert_eq!(seen, (0..1_000).collect::<Vec<_>>());
+//! ```
+
+use std::future::Future;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use kv_core::sync::{BlockOn, Park};
+use kv_core::{GetOptions, KvStore, PutManyOptions, PutOptions, ScanOptions};
+
+/// The collection every store benchmark uses.
+pub const COLLECTION: &str = "bench";
+
+/// How many entries the store benchmarks put in [`COLLECTION`] (and scan).
+pub const ENTRIES: usize = 10_000;
+
+/// The value size of the store benchmarks, in bytes.
+pub const VALUE_SIZE: usize = 1024;
+
+/// How many keys one `get_many` / `put_many` of the store benchmarks carries.
+pub const BATCH: usize = 100;
 
 /// `n` keys `key-000000`, `key-000001`, ...
 pub fn keys(n: usize) -> Vec<String> {
@@ -15,4 +60,554 @@ pub fn value(size: usize) -> Bytes {
             .map(|i| b'a' + (i % 26) as u8)
             .collect::<Vec<u8>>(),
     )
+}
+
+/// Criterion settings of the store benchmarks: 1 s warm-up and 3 s of measurement per
+/// benchmark, so that a full `cargo xtask bench` stays around a quarter of an hour on two
+/// cores. Command-line flags (`--measurement-time 10`) override them.
+pub fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+/// The data of a store benchmark: the keys, the value, and the order keys are visited in.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// The keys, `key-000000` ...
+    pub keys: Vec<String>,
+    /// The value every put writes.
+    pub value: Bytes,
+    /// A stride coprime with the key count: operation `i` touches key `i * stride mod n`,
+    /// which visits every key once per round without walking the B-trees in order.
+    stride: usize,
+}
+
+impl Workload {
+    /// `n` keys and a value of `value_size` bytes.
+    pub fn new(n: usize, value_size: usize) -> Self {
+        let mut stride = 7919 % n.max(1);
+        while n > 1 && gcd(stride, n) != 1 {
+            stride += 1;
+        }
+        Workload {
+            keys: keys(n),
+            value: value(value_size),
+            stride: stride.max(1),
+        }
+    }
+
+    /// The workload of the store benchmarks: [`ENTRIES`] keys, values of [`VALUE_SIZE`].
+    pub fn standard() -> Self {
+        Self::new(ENTRIES, VALUE_SIZE)
+    }
+
+    /// The index of the key that operation `i` touches.
+    pub fn index(&self, i: usize) -> usize {
+        (i % self.keys.len()).wrapping_mul(self.stride) % self.keys.len()
+    }
+
+    /// The key that operation `i` touches.
+    pub fn key(&self, i: usize) -> &str {
+        &self.keys[self.index(i)]
+    }
+
+    /// The key indices of batch `i`: [`BATCH`] keys, consecutive in visiting order.
+    pub fn batch(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        let first = i.wrapping_mul(BATCH);
+        (0..BATCH).map(move |j| self.index(first.wrapping_add(j)))
+    }
+
+    /// The keys of batch `i`.
+    pub fn batch_keys(&self, i: usize) -> Vec<&str> {
+        self.batch(i).map(|k| self.keys[k].as_str()).collect()
+    }
+
+    /// The entries of batch `i`, each with [`Workload::value`].
+    pub fn batch_entries(&self, i: usize) -> Vec<(&str, Bytes)> {
+        self.batch(i)
+            .map(|k| (self.keys[k].as_str(), self.value.clone()))
+            .collect()
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Says that a store's benchmarks are skipped and why (`kv-benches: SKIPPED ...`). Under
+/// `cargo xtask bench` (which sets `KV_BENCH_NOTES` to a directory) the reason and the groups
+/// are also written to `NOTES/STORE.skipped`, for the report's list of groups not measured.
+pub fn skip(store: &str, reason: &str, groups: &[String]) {
+    println!(
+        "kv-benches: SKIPPED {store} benchmarks ({}): {reason}",
+        groups.join(", ")
+    );
+    if let Some(dir) = std::env::var_os("KV_BENCH_NOTES") {
+        let path = std::path::Path::new(&dir).join(format!("{store}.skipped"));
+        let text = format!("{reason}\n{}\n", groups.join("\n"));
+        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, text)) {
+            eprintln!("kv-benches: cannot write {}: {e}", path.display());
+        }
+    }
+}
+
+/// The URL of a test service from its variable (`KV_TEST_REDIS_URL`, ...), or `None` after
+/// [`skip`]ping the store's groups.
+pub fn service_url(store: &str, var: &str, groups: &[String]) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            skip(
+                store,
+                &format!(
+                    "{var} is not set (start the server with `cargo xtask services up {store}`)"
+                ),
+                groups,
+            );
+            None
+        }
+    }
+}
+
+// ----- embedded stores -----
+
+/// One contender of an embedded-store benchmark: a raw engine or a kv store. Operation `i`
+/// uses the key [`Workload::key`]`(i)` (get, put) or the batch [`Workload::batch`]`(i)`.
+/// Implementations pass their results through [`black_box`] and panic on errors: a benchmark
+/// that measured failures would be meaningless.
+pub trait Side {
+    /// Reads one entry; `true` if it was found.
+    fn get(&mut self, w: &Workload, i: usize) -> bool;
+    /// Writes one entry (upsert, no TTL).
+    fn put(&mut self, w: &Workload, i: usize);
+    /// Reads the [`BATCH`] keys of batch `i` in one call.
+    fn get_many(&mut self, w: &Workload, i: usize);
+    /// Writes the [`BATCH`] entries of batch `i` in one call (one transaction).
+    fn put_many(&mut self, w: &Workload, i: usize);
+    /// Reads every entry of [`COLLECTION`] in key order; returns how many it read.
+    fn scan(&mut self, w: &Workload) -> usize;
+    /// False for contenders measured on single-key operations only.
+    fn batches(&self) -> bool {
+        true
+    }
+}
+
+/// The group names [`embedded_groups`] creates for `store`.
+pub fn embedded_group_names(store: &str) -> Vec<String> {
+    ["get", "get_many_100", "scan_10000", "put", "put_many_100"]
+        .iter()
+        .map(|op| format!("{store}_{op}"))
+        .collect()
+}
+
+/// Runs the five groups of an embedded store (`STORE_get`, `STORE_get_many_100`,
+/// `STORE_scan_10000`, `STORE_put`, `STORE_put_many_100`, in that order) over `sides` (name,
+/// contender). Every contender must already hold the workload's entries; this checks that each
+/// finds key 0 and scans exactly the workload's key count before measuring. The reads run
+/// first, while every contender's files hold just the fill: criterion runs more iterations of
+/// a faster contender, so after the write groups their files would differ (LSM levels, WAL
+/// length). `slow_writes`: each write waits for the disk (fewer samples for the write groups).
+pub fn embedded_groups(
+    c: &mut Criterion,
+    store: &str,
+    w: &Workload,
+    sides: &mut [(&str, &mut dyn Side)],
+    slow_writes: bool,
+) {
+    for (name, side) in sides.iter_mut() {
+        assert!(
+            side.get(w, 0),
+            "{store}/{name}: key 0 missing after the fill"
+        );
+        if side.batches() {
+            let n = side.scan(w);
+            assert_eq!(n, w.keys.len(), "{store}/{name}: scan read {n} entries");
+        }
+    }
+    let names = embedded_group_names(store);
+    // (operation, keys per call); the operations in the order of `names`.
+    let ops = [(0, 1), (2, BATCH), (4, w.keys.len()), (1, 1), (3, BATCH)];
+    for (group, (op, elements)) in names.iter().zip(ops) {
+        let mut g = c.benchmark_group(group);
+        g.throughput(Throughput::Elements(elements as u64));
+        let slow = op == 4 || (slow_writes && (op == 1 || op == 3));
+        if slow {
+            g.sample_size(20).sampling_mode(SamplingMode::Flat);
+        }
+        for (name, side) in sides.iter_mut() {
+            if op >= 2 && !side.batches() {
+                continue;
+            }
+            let mut i = 0usize;
+            g.bench_function(*name, |b| {
+                b.iter(|| {
+                    i = i.wrapping_add(1);
+                    match op {
+                        0 => {
+                            black_box(side.get(w, i));
+                        }
+                        1 => side.put(w, i),
+                        2 => side.get_many(w, i),
+                        3 => side.put_many(w, i),
+                        _ => {
+                            black_box(side.scan(w));
+                        }
+                    }
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+/// How a [`KvSide`] drives the store's futures.
+pub enum Driver {
+    /// On the bench thread, parked until woken (what `store.sync()` does). Embedded stores run
+    /// their work inline there.
+    Park,
+    /// `block_on` of a current-thread Tokio runtime: inside a runtime, embedded stores move
+    /// their work to Tokio's blocking pool (one thread hand-off per operation).
+    Tokio(tokio::runtime::Runtime),
+}
+
+impl Driver {
+    /// A current-thread Tokio runtime driver.
+    pub fn tokio() -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        Driver::Tokio(rt)
+    }
+
+    fn run<T>(&self, fut: impl Future<Output = kv_core::Result<T>>) -> T {
+        let r = match self {
+            Driver::Park => Park.block_on(fut),
+            Driver::Tokio(rt) => rt.block_on(fut),
+        };
+        r.unwrap_or_else(|e| panic!("kv operation failed: {e}"))
+    }
+}
+
+/// A kv store as a [`Side`]: the operations through [`KvStore`], driven by a [`Driver`].
+pub struct KvSide<S> {
+    store: S,
+    driver: Driver,
+    batches: bool,
+}
+
+impl<S: KvStore> KvSide<S> {
+    /// All five operations, driven on the bench thread.
+    pub fn new(store: S) -> Self {
+        KvSide {
+            store,
+            driver: Driver::Park,
+            batches: true,
+        }
+    }
+
+    /// Single-key operations only, inside a Tokio runtime.
+    pub fn in_tokio(store: S) -> Self {
+        KvSide {
+            store,
+            driver: Driver::tokio(),
+            batches: false,
+        }
+    }
+
+    /// Writes the workload's entries (batches of 1 000), so every key exists.
+    pub fn fill(&self, w: &Workload) {
+        fill(&self.store, &self.driver, w);
+    }
+}
+
+fn fill<S: KvStore + ?Sized>(store: &S, driver: &Driver, w: &Workload) {
+    for chunk in w.keys.chunks(1000) {
+        let entries: Vec<(&str, Bytes)> = chunk
+            .iter()
+            .map(|k| (k.as_str(), w.value.clone()))
+            .collect();
+        driver.run(store.put_many_opts(COLLECTION, &entries, PutManyOptions::default()));
+    }
+}
+
+impl<S: KvStore> Side for KvSide<S> {
+    fn get(&mut self, w: &Workload, i: usize) -> bool {
+        let e = self.driver.run(
+            self.store
+                .get_opts(COLLECTION, w.key(i), GetOptions::default()),
+        );
+        let found = e.is_some();
+        black_box(e);
+        found
+    }
+
+    fn put(&mut self, w: &Workload, i: usize) {
+        self.driver.run(self.store.put_opts(
+            COLLECTION,
+            w.key(i),
+            w.value.clone(),
+            PutOptions::default(),
+        ));
+    }
+
+    fn get_many(&mut self, w: &Workload, i: usize) {
+        let keys = w.batch_keys(i);
+        black_box(
+            self.driver.run(
+                self.store
+                    .get_many_opts(COLLECTION, &keys, GetOptions::default()),
+            ),
+        );
+    }
+
+    fn put_many(&mut self, w: &Workload, i: usize) {
+        let entries = w.batch_entries(i);
+        self.driver.run(
+            self.store
+                .put_many_opts(COLLECTION, &entries, PutManyOptions::default()),
+        );
+    }
+
+    fn scan(&mut self, w: &Workload) -> usize {
+        // One page holding the whole collection, as the baselines read it in one pass.
+        let opts = ScanOptions::default().with_page_size(w.keys.len());
+        let page = self.driver.run(self.store.scan_opts(COLLECTION, opts));
+        let n = page.items.len();
+        black_box(page);
+        n
+    }
+
+    fn batches(&self) -> bool {
+        self.batches
+    }
+}
+
+// ----- server stores -----
+
+/// One operation of a server benchmark, shareable between concurrent tasks. `run(i)` does
+/// operation `i` (key [`Workload::key`]`(i)` or batch `i`) and panics on an error.
+pub trait Op: Clone + Send + Sync + 'static {
+    /// Runs operation `i`.
+    fn run(&self, i: usize) -> impl Future<Output = ()> + Send;
+}
+
+/// A multi-thread Tokio runtime with one worker per core, for the server benchmarks.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// Benchmarks `op` one call at a time (latency): each iteration is `block_on(op.run(i))` on
+/// the multi-thread runtime `rt`.
+pub fn bench_serial(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    rt: &tokio::runtime::Runtime,
+    op: &impl Op,
+) {
+    let mut i = 0usize;
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            rt.block_on(op.run(i));
+        })
+    });
+}
+
+/// Benchmarks `op` run by `tasks` concurrent tasks on `rt` (throughput). One iteration is one
+/// operation *per task*, so the group's throughput must be `Elements(tasks)`: criterion's time
+/// per iteration is the wall time of `tasks` operations running side by side, and
+/// `tasks / time` is the operations per second. Each task runs its share back to back, as a
+/// `redis-benchmark -c N` / `pgbench -c N` client does.
+pub fn bench_tasks(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    rt: &tokio::runtime::Runtime,
+    tasks: usize,
+    op: &impl Op,
+) {
+    let round = std::sync::atomic::AtomicUsize::new(0);
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let iters = usize::try_from(iters).unwrap_or(usize::MAX);
+            // A fresh stretch of keys per sample, spread over the tasks.
+            let base = round
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .wrapping_mul(iters.wrapping_mul(tasks));
+            rt.block_on(async {
+                let start = Instant::now();
+                let mut set = tokio::task::JoinSet::new();
+                for t in 0..tasks {
+                    let op = op.clone();
+                    set.spawn(async move {
+                        for j in 0..iters {
+                            op.run(base.wrapping_add(j.wrapping_mul(tasks)).wrapping_add(t))
+                                .await;
+                        }
+                    });
+                }
+                while let Some(r) = set.join_next().await {
+                    if let Err(e) = r {
+                        std::panic::resume_unwind(e.into_panic());
+                    }
+                }
+                start.elapsed()
+            })
+        })
+    });
+}
+
+/// `get` of key `i` through kv.
+#[derive(Clone)]
+pub struct KvGet<S> {
+    /// The store.
+    pub store: S,
+    /// The keys.
+    pub w: Arc<Workload>,
+}
+
+impl<S: KvStore + Clone + Send + Sync + 'static> Op for KvGet<S> {
+    async fn run(&self, i: usize) {
+        let e = self
+            .store
+            .get_opts(COLLECTION, self.w.key(i), GetOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("kv get failed: {e}"));
+        assert!(e.is_some(), "kv get: key {} missing", self.w.key(i));
+        black_box(e);
+    }
+}
+
+/// `put` of key `i` through kv.
+#[derive(Clone)]
+pub struct KvPut<S> {
+    /// The store.
+    pub store: S,
+    /// The keys and the value.
+    pub w: Arc<Workload>,
+}
+
+impl<S: KvStore + Clone + Send + Sync + 'static> Op for KvPut<S> {
+    async fn run(&self, i: usize) {
+        self.store
+            .put_opts(
+                COLLECTION,
+                self.w.key(i),
+                self.w.value.clone(),
+                PutOptions::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("kv put failed: {e}"));
+    }
+}
+
+/// `get_many` of batch `i` through kv.
+#[derive(Clone)]
+pub struct KvGetMany<S> {
+    /// The store.
+    pub store: S,
+    /// The keys.
+    pub w: Arc<Workload>,
+}
+
+impl<S: KvStore + Clone + Send + Sync + 'static> Op for KvGetMany<S> {
+    async fn run(&self, i: usize) {
+        let keys = self.w.batch_keys(i);
+        let found = self
+            .store
+            .get_many_opts(COLLECTION, &keys, GetOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("kv get_many failed: {e}"));
+        black_box(found);
+    }
+}
+
+/// `put_many` of batch `i` through kv.
+#[derive(Clone)]
+pub struct KvPutMany<S> {
+    /// The store.
+    pub store: S,
+    /// The keys and the value.
+    pub w: Arc<Workload>,
+}
+
+impl<S: KvStore + Clone + Send + Sync + 'static> Op for KvPutMany<S> {
+    async fn run(&self, i: usize) {
+        let entries = self.w.batch_entries(i);
+        self.store
+            .put_many_opts(COLLECTION, &entries, PutManyOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("kv put_many failed: {e}"));
+    }
+}
+
+/// Writes the workload's entries into a kv store (batches of 1 000) on `rt`.
+pub fn fill_async<S: KvStore + ?Sized>(rt: &tokio::runtime::Runtime, store: &S, w: &Workload) {
+    rt.block_on(async {
+        for chunk in w.keys.chunks(1000) {
+            let entries: Vec<(&str, Bytes)> = chunk
+                .iter()
+                .map(|k| (k.as_str(), w.value.clone()))
+                .collect();
+            store
+                .put_many_opts(COLLECTION, &entries, PutManyOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("filling the store failed: {e}"));
+        }
+    });
+}
+
+/// The concurrency levels of the server benchmarks' task groups (`STORE_OP_tasks_N`), the
+/// same `-c` that `cargo xtask bench` gives `redis-benchmark` and `pgbench`.
+pub const TASKS: [usize; 2] = [1, 64];
+
+/// The group names of a server store: single-call groups, then the task groups of `ops`.
+pub fn server_group_names(store: &str, task_ops: &[&str]) -> Vec<String> {
+    let mut names: Vec<String> = ["get", "put", "get_many_100", "put_many_100"]
+        .iter()
+        .map(|op| format!("{store}_{op}"))
+        .collect();
+    for op in task_ops {
+        for t in TASKS {
+            names.push(format!("{store}_{op}_tasks_{t}"));
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_cover_distinct_keys() {
+        let w = Workload::new(ENTRIES, 8);
+        let mut keys = w.batch_keys(3);
+        assert_eq!(keys.len(), BATCH);
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), BATCH);
+    }
+
+    #[test]
+    fn stride_is_coprime() {
+        for n in [1, 2, 10, 7919, 10_000, 15_838] {
+            let w = Workload::new(n, 1);
+            let mut seen: Vec<usize> = (0..n).map(|i| w.index(i)).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen.len(), n, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn group_names() {
+        assert_eq!(embedded_group_names("lmdb")[2], "lmdb_scan_10000");
+        let s = server_group_names("redis", &["get"]);
+        assert_eq!(s.last().map(String::as_str), Some("redis_get_tasks_64"));
+    }
 }

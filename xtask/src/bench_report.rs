@@ -1,80 +1,307 @@
 //! Turns criterion's results (`target/criterion/<group>/<bench>/new/estimates.json`) into the
-//! tables of BENCHMARKS.md: per group, the median time of each benchmark and its ratio to the
-//! group's `baseline_*` benchmark, all from the same run.
+//! tables of BENCHMARKS.md: a summary with each group's ratios to its `baseline_*` benchmark,
+//! then per group the median time of each benchmark, its ratio and overhead, and its
+//! throughput (from the group's `Throughput::Elements`), all from the same run.
+//!
+//! After `cargo xtask bench`, results older than the run are left out, and the groups that
+//! were not measured are listed: those a benchmark skipped (it leaves a note saying why in
+//! `target/criterion/kv-notes/STORE.skipped`, e.g. a test service that is not running) and
+//! those of an earlier run that this one did not repeat (a filtered run).
 
 use std::fs;
 use std::path::Path;
+use std::time::SystemTime;
 
 const START: &str = "<!-- bench-tables:start -->";
 const END: &str = "<!-- bench-tables:end -->";
 
-pub fn update(criterion_dir: &str, doc: &str) -> Result<(), String> {
-    let tables = render(Path::new(criterion_dir))?;
+/// Where the benchmarks leave their notes (under the criterion directory).
+pub const NOTES_DIR: &str = "kv-notes";
+
+/// What the report says about the run that produced the results.
+pub struct Run {
+    /// When `cargo xtask bench` started: older results are not from this run.
+    pub started: SystemTime,
+    /// The machine's load average (1, 5, 15 min) before the run.
+    pub load_before: String,
+    /// ... and after it.
+    pub load_after: String,
+    /// The day of the run, `YYYY-MM-DD`.
+    pub date: String,
+}
+
+/// Rewrites the section between `start` and `end` of `doc` with `body`.
+pub fn replace_section(doc: &str, start: &str, end: &str, body: &str) -> Result<(), String> {
     let text = fs::read_to_string(doc).map_err(|e| format!("cannot read {doc}: {e}"))?;
-    let (Some(a), Some(b)) = (text.find(START), text.find(END)) else {
-        return Err(format!("{doc} has no {START} … {END} section"));
+    let (Some(a), Some(b)) = (text.find(start), text.find(end)) else {
+        return Err(format!("{doc} has no {start} … {end} section"));
     };
-    let updated = format!("{}{START}\n{tables}{}", &text[..a], &text[b..]);
-    fs::write(doc, updated).map_err(|e| format!("cannot write {doc}: {e}"))?;
+    if b < a {
+        return Err(format!("{doc}: {end} comes before {start}"));
+    }
+    let updated = format!("{}{start}\n{body}{}", &text[..a], &text[b..]);
+    fs::write(doc, updated).map_err(|e| format!("cannot write {doc}: {e}"))
+}
+
+pub fn update(criterion_dir: &str, doc: &str, run: Option<&Run>) -> Result<(), String> {
+    let tables = render(Path::new(criterion_dir), run)?;
+    replace_section(doc, START, END, &tables)?;
     eprintln!("xtask: bench: tables of {doc} updated");
     print!("{tables}");
     Ok(())
 }
 
-fn render(dir: &Path) -> Result<String, String> {
-    let mut groups: Vec<_> = fs::read_dir(dir)
+/// One benchmark's result.
+struct Bench {
+    name: String,
+    median_ns: f64,
+    /// Operations (keys) per iteration, from `Throughput::Elements`.
+    elements: Option<u64>,
+}
+
+struct Group {
+    name: String,
+    benches: Vec<Bench>,
+}
+
+impl Group {
+    fn baseline(&self) -> Option<&Bench> {
+        self.benches.iter().find(|b| b.name.starts_with("baseline"))
+    }
+}
+
+/// The groups under `dir` with their results; with `since`, only results written after it,
+/// and the names of the groups whose results are all older.
+fn read_groups(dir: &Path, since: Option<SystemTime>) -> Result<(Vec<Group>, Vec<String>), String> {
+    let mut entries: Vec<_> = fs::read_dir(dir)
         .map_err(|e| format!("no benchmark results in {}: {e}", dir.display()))?
         .filter_map(Result::ok)
-        .filter(|e| e.path().is_dir() && e.file_name() != "report")
+        .filter(|e| e.path().is_dir() && e.file_name() != "report" && e.file_name() != NOTES_DIR)
         .collect();
-    groups.sort_by_key(|e| e.file_name());
-    let mut out = String::new();
-    for group in groups {
-        let mut rows: Vec<(String, f64)> = fs::read_dir(group.path())
+    entries.sort_by_key(|e| e.file_name());
+    let mut groups = Vec::new();
+    let mut stale = Vec::new();
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let mut benches = Vec::new();
+        let mut old = false;
+        for b in fs::read_dir(entry.path())
             .map_err(|e| e.to_string())?
             .filter_map(Result::ok)
-            .filter_map(|b| {
-                let est = fs::read_to_string(b.path().join("new/estimates.json")).ok()?;
-                Some((
-                    b.file_name().to_string_lossy().into_owned(),
-                    median_ns(&est)?,
-                ))
-            })
-            .collect();
-        if rows.is_empty() {
+        {
+            let new = b.path().join("new");
+            let est_path = new.join("estimates.json");
+            let Ok(est) = fs::read_to_string(&est_path) else {
+                continue;
+            };
+            if let Some(since) = since {
+                let fresh = fs::metadata(&est_path)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t >= since);
+                if !fresh {
+                    old = true;
+                    continue;
+                }
+            }
+            let Some(median_ns) = median_ns(&est) else {
+                continue;
+            };
+            let elements = fs::read_to_string(new.join("benchmark.json"))
+                .ok()
+                .and_then(|j| elements(&j));
+            benches.push(Bench {
+                name: b.file_name().to_string_lossy().into_owned(),
+                median_ns,
+                elements,
+            });
+        }
+        if benches.is_empty() {
+            if old {
+                stale.push(name);
+            }
             continue;
         }
-        rows.sort_by(|a, b| {
-            (!a.0.starts_with("baseline"), &a.0).cmp(&(!b.0.starts_with("baseline"), &b.0))
+        benches.sort_by(|a, b| {
+            (!a.name.starts_with("baseline"), &a.name)
+                .cmp(&(!b.name.starts_with("baseline"), &b.name))
         });
-        let base = rows
-            .iter()
-            .find(|(n, _)| n.starts_with("baseline"))
-            .map(|(_, t)| *t);
+        groups.push(Group { name, benches });
+    }
+    Ok((groups, stale))
+}
+
+/// The skip notes: (store, reason, groups).
+fn read_notes(dir: &Path, since: Option<SystemTime>) -> Vec<(String, String, Vec<String>)> {
+    let Ok(rd) = fs::read_dir(dir.join(NOTES_DIR)) else {
+        return Vec::new();
+    };
+    let mut notes: Vec<_> = rd
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "skipped"))
+        .filter(|e| {
+            since.is_none_or(|s| {
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t >= s)
+            })
+        })
+        .filter_map(|e| {
+            let store = e.path().file_stem()?.to_string_lossy().into_owned();
+            let text = fs::read_to_string(e.path()).ok()?;
+            let mut lines = text.lines();
+            let reason = lines.next()?.to_owned();
+            let groups = lines.map(str::to_owned).filter(|l| !l.is_empty()).collect();
+            Some((store, reason, groups))
+        })
+        .collect();
+    notes.sort();
+    notes
+}
+
+fn render(dir: &Path, run: Option<&Run>) -> Result<String, String> {
+    let since = run.map(|r| r.started);
+    let (groups, stale) = read_groups(dir, since)?;
+    let notes = read_notes(dir, since);
+    let mut out = String::new();
+    if let Some(run) = run {
         out.push_str(&format!(
-            "\n**{}**\n\n| benchmark | median | ratio to baseline | overhead |\n|---|---:|---:|---:|\n",
-            group.file_name().to_string_lossy()
+            "\nRun of {}; load average (1, 5, 15 min) before: {}, after: {}.\n",
+            run.date, run.load_before, run.load_after
         ));
-        for (name, t) in rows {
-            let (ratio, over) = match base {
-                Some(b) if b > 0.0 => (format!("{:.2}×", t / b), signed(t - b)),
-                _ => ("–".into(), "–".into()),
-            };
-            out.push_str(&format!("| {name} | {} | {ratio} | {over} |\n", human(t)));
+    }
+    out.push_str(&summary(&groups));
+    if !notes.is_empty() || !stale.is_empty() {
+        out.push_str("\n**Not measured in this run**\n\n");
+        for (store, reason, names) in &notes {
+            out.push_str(&format!(
+                "- {store} ({}): {reason}\n",
+                names
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !stale.is_empty() {
+            out.push_str(&format!(
+                "- not run this time (filtered out), results of an earlier run left out: {}\n",
+                stale
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
     }
-    out.push('\n');
+    out.push_str(
+        "\n<details><summary>Every benchmark: median, ratio, overhead, throughput</summary>\n",
+    );
+    for g in &groups {
+        out.push_str(&detail(g));
+    }
+    out.push_str("\n</details>\n\n");
     Ok(out)
+}
+
+/// One line per group: the baseline's median and each other benchmark's ratio to it.
+fn summary(groups: &[Group]) -> String {
+    let mut columns: Vec<&str> = Vec::new();
+    for g in groups {
+        for b in &g.benches {
+            if !b.name.starts_with("baseline") && !columns.contains(&b.name.as_str()) {
+                columns.push(&b.name);
+            }
+        }
+    }
+    let mut out = String::from("\n| group | baseline | baseline median |");
+    for c in &columns {
+        out.push_str(&format!(" {c} |"));
+    }
+    out.push_str("\n|---|---|---:|");
+    out.push_str(&"---:|".repeat(columns.len()));
+    out.push('\n');
+    for g in groups {
+        let base = g.baseline();
+        out.push_str(&format!(
+            "| {} | {} | {} |",
+            g.name,
+            base.map_or("–", |b| b.name.as_str()),
+            base.map_or("–".to_owned(), |b| human(b.median_ns))
+        ));
+        for c in &columns {
+            let cell = match (g.benches.iter().find(|b| b.name == *c), base) {
+                (Some(b), Some(base)) if base.median_ns > 0.0 => {
+                    format!("{:.2}×", b.median_ns / base.median_ns)
+                }
+                (Some(b), _) => human(b.median_ns),
+                (None, _) => "–".to_owned(),
+            };
+            out.push_str(&format!(" {cell} |"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn detail(g: &Group) -> String {
+    let base = g.baseline().map(|b| b.median_ns);
+    let mut out = format!(
+        "\n**{}**\n\n| benchmark | median | ratio to baseline | overhead | throughput |\n|---|---:|---:|---:|---:|\n",
+        g.name
+    );
+    for b in &g.benches {
+        let (ratio, over) = match base {
+            Some(base) if base > 0.0 => (
+                format!("{:.2}×", b.median_ns / base),
+                signed(b.median_ns - base),
+            ),
+            _ => ("–".into(), "–".into()),
+        };
+        let throughput = match b.elements {
+            Some(n) if b.median_ns > 0.0 => {
+                let unit = if n == 1 || g.name.contains("_tasks_") {
+                    "ops/s"
+                } else {
+                    "keys/s"
+                };
+                format!("{} {unit}", si(n as f64 * 1e9 / b.median_ns))
+            }
+            _ => "–".into(),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {ratio} | {over} | {throughput} |\n",
+            b.name,
+            human(b.median_ns)
+        ));
+    }
+    out
 }
 
 /// The median point estimate, in nanoseconds, from criterion's estimates.json (parsed by
 /// hand: xtask has no dependencies).
-fn median_ns(json: &str) -> Option<f64> {
+pub fn median_ns(json: &str) -> Option<f64> {
     let after = &json[json.find("\"median\"")?..];
     let after = &after[after.find("\"point_estimate\"")? + "\"point_estimate\"".len()..];
     let after = after.trim_start().strip_prefix(':')?.trim_start();
     let end = after.find([',', '}'])?;
     after[..end].trim().parse().ok()
+}
+
+/// `N` of `"throughput":{"Elements":N}` in criterion's benchmark.json.
+fn elements(json: &str) -> Option<u64> {
+    let after = &json[json.find("\"Elements\"")? + "\"Elements\"".len()..];
+    let after = after.trim_start().strip_prefix(':')?.trim_start();
+    let end = after.find([',', '}'])?;
+    after[..end].trim().parse().ok()
+}
+
+/// Operations per second of a benchmark: `Elements` per median time, or `None` without a
+/// throughput.
+pub fn ops_per_sec(criterion_dir: &Path, group: &str, bench: &str) -> Option<f64> {
+    let new = criterion_dir.join(group).join(bench).join("new");
+    let median = median_ns(&fs::read_to_string(new.join("estimates.json")).ok()?)?;
+    let n = elements(&fs::read_to_string(new.join("benchmark.json")).ok()?)?;
+    (median > 0.0).then(|| n as f64 * 1e9 / median)
 }
 
 /// A difference with its sign: `+83.0 ns`, `-16.02 µs`.
@@ -93,6 +320,17 @@ fn human(ns: f64) -> String {
     }
 }
 
+/// A rate with an SI suffix: `950`, `12.3 k`, `1.05 M`.
+pub fn si(x: f64) -> String {
+    if x < 1_000.0 {
+        format!("{x:.0}")
+    } else if x < 1_000_000.0 {
+        format!("{:.1} k", x / 1_000.0)
+    } else {
+        format!("{:.2} M", x / 1_000_000.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,11 +343,83 @@ mod tests {
     }
 
     #[test]
+    fn parses_throughput() {
+        let json = r#"{"group_id":"redis_get_tasks_64","function_id":"kv_static","value_str":null,"throughput":{"Elements":64},"full_id":"x"}"#;
+        assert_eq!(elements(json), Some(64));
+        let none = r#"{"group_id":"memory_get","throughput":null,"full_id":"x"}"#;
+        assert_eq!(elements(none), None);
+    }
+
+    #[test]
     fn human_units() {
         assert_eq!(human(12.34), "12.3 ns");
         assert_eq!(human(1_500.0), "1.50 µs");
         assert_eq!(human(2_500_000.0), "2.50 ms");
         assert_eq!(signed(-16_021.0), "-16.02 µs");
         assert_eq!(signed(83.0), "+83.0 ns");
+        assert_eq!(si(950.0), "950");
+        assert_eq!(si(12_345.0), "12.3 k");
+        assert_eq!(si(1_050_000.0), "1.05 M");
+    }
+
+    #[test]
+    fn renders_fresh_groups_and_lists_the_rest() {
+        let dir = std::env::temp_dir().join(format!("kv-bench-report-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let write = |group: &str, bench: &str, median: f64, elements: Option<u64>| {
+            let new = dir.join(group).join(bench).join("new");
+            fs::create_dir_all(&new).unwrap();
+            fs::write(
+                new.join("estimates.json"),
+                format!(r#"{{"median":{{"point_estimate":{median},"standard_error":0.1}}}}"#),
+            )
+            .unwrap();
+            let t = elements.map_or("null".to_owned(), |n| format!(r#"{{"Elements":{n}}}"#));
+            fs::write(
+                new.join("benchmark.json"),
+                format!(r#"{{"throughput":{t}}}"#),
+            )
+            .unwrap();
+        };
+        write("old_get", "baseline_x", 10.0, None);
+        let started = SystemTime::now();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write("a_get", "baseline_raw", 1_000.0, Some(1));
+        write("a_get", "kv_static", 1_500.0, Some(1));
+        write("a_get_many_100", "baseline_raw", 10_000.0, Some(100));
+        write("a_get_many_100", "kv_dyn", 20_000.0, Some(100));
+        fs::create_dir_all(dir.join(NOTES_DIR)).unwrap();
+        fs::write(
+            dir.join(NOTES_DIR).join("redis.skipped"),
+            "no server\nredis_get\n",
+        )
+        .unwrap();
+        let run = Run {
+            started,
+            load_before: "1.00 1.00 1.00".into(),
+            load_after: "2.00 1.00 1.00".into(),
+            date: "2026-12-01".into(),
+        };
+        let out = render(&dir, Some(&run)).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            out.contains("| a_get | baseline_raw | 1.00 µs | 1.50× | – |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| a_get_many_100 | baseline_raw | 10.00 µs | – | 2.00× |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| kv_dyn | 20.00 µs | 2.00× | +10.00 µs | 5.00 M keys/s |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| kv_static | 1.50 µs | 1.50× | +500.0 ns | 666.7 k ops/s |"),
+            "{out}"
+        );
+        assert!(out.contains("- redis (`redis_get`): no server"), "{out}");
+        assert!(out.contains("earlier run left out: `old_get`"), "{out}");
+        assert!(!out.contains("baseline_x"), "{out}");
     }
 }
