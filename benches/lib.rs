@@ -418,19 +418,96 @@ pub fn bench_serial(
     });
 }
 
+/// The processes of a test server, for CPU accounting: their `comm` name, and a text their
+/// command line must contain (a port, when several servers share the name).
+#[derive(Clone, Debug)]
+pub struct ServerProcs {
+    /// The process name (`/proc/PID/comm`): `redis-server`, `postgres`.
+    pub comm: &'static str,
+    /// A text the command line must contain, e.g. `:16379`.
+    pub cmdline: Option<String>,
+}
+
+/// CPU time of processes from `/proc` (Linux; `None` or 0 elsewhere). Times are in clock
+/// ticks of 10 ms (`USER_HZ` is 100 on every Linux architecture the benchmarks run on), so
+/// they are summed over whole benchmarks, never per operation.
+pub mod cpu {
+    use super::ServerProcs;
+
+    const NS_PER_TICK: u64 = 10_000_000;
+
+    /// `utime + stime + cutime + cstime` (ns) and the state of `/proc/PID/stat`'s text.
+    pub fn parse_stat(stat: &str) -> Option<(u64, char)> {
+        // The name (field 2) is in parentheses and may hold spaces: split after the last ')'.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let state = fields.first()?.chars().next()?;
+        // Fields 14..=17 of the file (utime, stime, cutime, cstime) are 11..=14 here.
+        let ticks: u64 = fields
+            .get(11..15)?
+            .iter()
+            .map(|f| f.parse::<i64>().ok().map(|t| t.max(0) as u64))
+            .sum::<Option<u64>>()?;
+        Some((ticks * NS_PER_TICK, state))
+    }
+
+    /// CPU time of this process (every thread, ns).
+    pub fn this_process() -> Option<u64> {
+        parse_stat(&std::fs::read_to_string("/proc/self/stat").ok()?).map(|(t, _)| t)
+    }
+
+    /// CPU time of a server's processes (ns), including the children they have reaped (a
+    /// PostgreSQL backend's time moves to the postmaster when its connection ends).
+    pub fn server(procs: &ServerProcs) -> u64 {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        dir.filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+            })
+            .filter_map(|e| {
+                let path = e.path();
+                let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+                if comm.trim_end() != procs.comm {
+                    return None;
+                }
+                if let Some(want) = &procs.cmdline {
+                    let cmdline = std::fs::read(path.join("cmdline")).ok()?;
+                    if !String::from_utf8_lossy(&cmdline).contains(want.as_str()) {
+                        return None;
+                    }
+                }
+                parse_stat(&std::fs::read_to_string(path.join("stat")).ok()?).map(|(t, _)| t)
+            })
+            .sum()
+    }
+}
+
 /// Benchmarks `op` run by `tasks` concurrent tasks on `rt` (throughput). One iteration is one
 /// operation *per task*, so the group's throughput must be `Elements(tasks)`: criterion's time
 /// per iteration is the wall time of `tasks` operations running side by side, and
 /// `tasks / time` is the operations per second. Each task runs its share back to back, as a
 /// `redis-benchmark -c N` / `pgbench -c N` client does.
+///
+/// It also sums the CPU time this process and the `server`'s processes spent while the tasks
+/// ran (warm-up included) and, under `cargo xtask bench`, leaves it per operation in
+/// `NOTES/GROUP.NAME.cpu` (`client_ns server_ns operations`) for the engine-limit table: on
+/// a machine where client and server share the cores, that is where the time goes.
 pub fn bench_tasks(
     g: &mut BenchmarkGroup<'_, WallTime>,
+    group: &str,
     name: &str,
     rt: &tokio::runtime::Runtime,
     tasks: usize,
     op: &impl Op,
+    server: &ServerProcs,
 ) {
     let round = std::sync::atomic::AtomicUsize::new(0);
+    let (mut client_ns, mut server_ns, mut ops) = (0u64, 0u64, 0u64);
     g.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let iters = usize::try_from(iters).unwrap_or(usize::MAX);
@@ -438,7 +515,8 @@ pub fn bench_tasks(
             let base = round
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 .wrapping_mul(iters.wrapping_mul(tasks));
-            rt.block_on(async {
+            let (client0, server0) = (cpu::this_process(), cpu::server(server));
+            let elapsed = rt.block_on(async {
                 let start = Instant::now();
                 let mut set = tokio::task::JoinSet::new();
                 for t in 0..tasks {
@@ -456,9 +534,29 @@ pub fn bench_tasks(
                     }
                 }
                 start.elapsed()
-            })
+            });
+            if let (Some(a), Some(b)) = (client0, cpu::this_process()) {
+                client_ns += b.saturating_sub(a);
+            }
+            server_ns += cpu::server(server).saturating_sub(server0);
+            ops += (iters as u64).saturating_mul(tasks as u64);
+            elapsed
         })
     });
+    if ops == 0 {
+        return; // filtered out
+    }
+    if let Some(dir) = std::env::var_os("KV_BENCH_NOTES") {
+        let path = std::path::Path::new(&dir).join(format!("{group}.{name}.cpu"));
+        let text = format!(
+            "{} {} {ops}\n",
+            client_ns / ops.max(1),
+            server_ns / ops.max(1)
+        );
+        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, text)) {
+            eprintln!("kv-benches: cannot write {}: {e}", path.display());
+        }
+    }
 }
 
 /// `get` of key `i` through kv.
@@ -602,6 +700,15 @@ mod tests {
             seen.dedup();
             assert_eq!(seen.len(), n, "n = {n}");
         }
+    }
+
+    #[test]
+    fn parses_proc_stat() {
+        let stat = "1234 (tokio (worker)) S 1 2 3 4 5 6 7 8 9 10 250 50 3 2 20 0 9 0 100";
+        assert_eq!(cpu::parse_stat(stat), Some((305 * 10_000_000, 'S')));
+        let zombie = "9 (pgbench) Z 1 2 3 4 5 6 7 8 9 10 7 1 0 0 20 0 1 0 100";
+        assert_eq!(cpu::parse_stat(zombie), Some((8 * 10_000_000, 'Z')));
+        assert_eq!(cpu::parse_stat("garbage"), None);
     }
 
     #[test]

@@ -23,8 +23,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kv::postgres::PostgresStore;
 use kv::postgres::tokio_postgres::{self, Client, NoTls, Row, Statement};
 use kv_benches::{
-    BATCH, COLLECTION, KvGet, KvGetMany, KvPut, KvPutMany, Op, TASKS, Workload, bench_serial,
-    bench_tasks,
+    BATCH, COLLECTION, KvGet, KvGetMany, KvPut, KvPutMany, Op, ServerProcs, TASKS, Workload,
+    bench_serial, bench_tasks,
 };
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
@@ -253,6 +253,10 @@ fn benches(c: &mut Criterion) {
     let kv_url = format!("{raw_url}?table={TABLE}&pool_size={max_tasks}");
     let rt = kv_benches::runtime();
     let w = Arc::new(Workload::standard());
+    let procs = ServerProcs {
+        comm: "postgres",
+        cmdline: None,
+    };
 
     let connected = rt.block_on(async {
         // kv first: it creates the table the raw statements are prepared against.
@@ -324,32 +328,38 @@ fn benches(c: &mut Criterion) {
     // Concurrent tasks, one server connection per task on both sides.
     for tasks in TASKS {
         let raw = connect_raw(tasks);
-        let mut g = c.benchmark_group(format!("{STORE}_get_tasks_{tasks}"));
+        let group = format!("{STORE}_get_tasks_{tasks}");
+        let mut g = c.benchmark_group(&group);
         g.throughput(Throughput::Elements(tasks as u64));
         let (s, d) = kv_ops!(KvGet);
         bench_tasks(
             &mut g,
+            &group,
             "baseline_tokio_postgres",
             &rt,
             tasks,
             &RawGet(raw.clone()),
+            &procs,
         );
-        bench_tasks(&mut g, "kv_static", &rt, tasks, &s);
-        bench_tasks(&mut g, "kv_dyn", &rt, tasks, &d);
+        bench_tasks(&mut g, &group, "kv_static", &rt, tasks, &s, &procs);
+        bench_tasks(&mut g, &group, "kv_dyn", &rt, tasks, &d, &procs);
         g.finish();
 
-        let mut g = c.benchmark_group(format!("{STORE}_put_tasks_{tasks}"));
+        let group = format!("{STORE}_put_tasks_{tasks}");
+        let mut g = c.benchmark_group(&group);
         g.throughput(Throughput::Elements(tasks as u64));
         let (s, d) = kv_ops!(KvPut);
         bench_tasks(
             &mut g,
+            &group,
             "baseline_tokio_postgres",
             &rt,
             tasks,
             &RawPut(raw.clone()),
+            &procs,
         );
-        bench_tasks(&mut g, "kv_static", &rt, tasks, &s);
-        bench_tasks(&mut g, "kv_dyn", &rt, tasks, &d);
+        bench_tasks(&mut g, &group, "kv_static", &rt, tasks, &s, &procs);
+        bench_tasks(&mut g, &group, "kv_dyn", &rt, tasks, &d, &procs);
         g.finish();
     }
 }

@@ -25,7 +25,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kv::redis::RedisStore;
 use kv::redis::redis;
 use kv_benches::{
-    BATCH, KvGet, KvGetMany, KvPut, KvPutMany, Op, TASKS, Workload, bench_serial, bench_tasks,
+    BATCH, KvGet, KvGetMany, KvPut, KvPutMany, Op, ServerProcs, TASKS, Workload, bench_serial,
+    bench_tasks,
 };
 use kv_core::envelope::{self, Meta};
 use kv_core::{DestroyOptions, KvStore, Timestamp};
@@ -129,6 +130,16 @@ impl Op for RawPutMany {
     }
 }
 
+/// The port of `redis://[user@]host:port[/db][?query]`, to tell the test server's process from
+/// the other Redis servers of the machine.
+fn port_of(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let hostport = authority.rsplit('@').next()?;
+    let (_, port) = hostport.rsplit_once(':')?;
+    Some(port)
+}
+
 /// `redis://host:port` of the test server → the same server, database [`DB`].
 fn with_db(url: &str) -> String {
     let base = url.split('?').next().unwrap_or(url).trim_end_matches('/');
@@ -141,6 +152,10 @@ fn benches(c: &mut Criterion) {
         return;
     };
     let raw_url = with_db(&url);
+    let procs = ServerProcs {
+        comm: "redis-server",
+        cmdline: port_of(&url).map(|p| format!(":{p}")),
+    };
     let kv_url = format!("{raw_url}?namespace={NAMESPACE}");
     let rt = kv_benches::runtime();
     let w = Arc::new(Workload::standard());
@@ -214,32 +229,38 @@ fn benches(c: &mut Criterion) {
 
     // Concurrent tasks sharing the connection.
     for tasks in TASKS {
-        let mut g = c.benchmark_group(format!("{STORE}_get_tasks_{tasks}"));
+        let group = format!("{STORE}_get_tasks_{tasks}");
+        let mut g = c.benchmark_group(&group);
         g.throughput(Throughput::Elements(tasks as u64));
         let (s, d) = kv_ops!(KvGet);
         bench_tasks(
             &mut g,
+            &group,
             "baseline_redis_rs",
             &rt,
             tasks,
             &RawGet(raw.clone()),
+            &procs,
         );
-        bench_tasks(&mut g, "kv_static", &rt, tasks, &s);
-        bench_tasks(&mut g, "kv_dyn", &rt, tasks, &d);
+        bench_tasks(&mut g, &group, "kv_static", &rt, tasks, &s, &procs);
+        bench_tasks(&mut g, &group, "kv_dyn", &rt, tasks, &d, &procs);
         g.finish();
 
-        let mut g = c.benchmark_group(format!("{STORE}_put_tasks_{tasks}"));
+        let group = format!("{STORE}_put_tasks_{tasks}");
+        let mut g = c.benchmark_group(&group);
         g.throughput(Throughput::Elements(tasks as u64));
         let (s, d) = kv_ops!(KvPut);
         bench_tasks(
             &mut g,
+            &group,
             "baseline_redis_rs",
             &rt,
             tasks,
             &RawPut(raw.clone()),
+            &procs,
         );
-        bench_tasks(&mut g, "kv_static", &rt, tasks, &s);
-        bench_tasks(&mut g, "kv_dyn", &rt, tasks, &d);
+        bench_tasks(&mut g, &group, "kv_static", &rt, tasks, &s, &procs);
+        bench_tasks(&mut g, &group, "kv_dyn", &rt, tasks, &d, &procs);
         g.finish();
     }
 

@@ -9,13 +9,18 @@
 //! - PostgreSQL: `pgbench -n -M prepared -c C -T 5` with a script running the store's `SELECT`
 //!   of one entry of the benchmark's table (`kv_bench`, filled by the postgres benchmark).
 //!
+//! Next to each rate, the CPU time per operation of the client process and of the server's
+//! processes (from `/proc`, summed over the whole run): client and server share the machine's
+//! cores, so a client that needs more CPU per operation leaves less to the server. The
+//! benchmarks' `*_tasks_*` groups leave the same figures in `target/criterion/kv-notes/`.
+//!
 //! A tool or service that is missing is reported in the table instead of failing the run.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::bench_report::{ops_per_sec, replace_section, si};
+use crate::bench_report::{NOTES_DIR, ops_per_sec, replace_section, si};
 
 const START: &str = "<!-- engine-limit:start -->";
 const END: &str = "<!-- engine-limit:end -->";
@@ -128,17 +133,115 @@ fn parse_url(url: &str) -> Option<Server> {
     })
 }
 
-/// Runs a tool, keeping its output in `log`; its stdout, or why it failed (first line).
-fn run_tool(cmd: &mut Command, log: &Path) -> Result<String, String> {
-    eprintln!("xtask: bench: {:?}", cmd.get_program());
-    let out = cmd
-        .output()
+/// What a tool run printed and the CPU it and the server used.
+struct ToolRun {
+    stdout: String,
+    /// CPU time of the tool process (ns).
+    tool_ns: u64,
+    /// CPU time of the server's processes meanwhile (ns).
+    server_ns: u64,
+}
+
+/// `utime + stime + cutime + cstime` (ns) and the state, from the text of `/proc/PID/stat`
+/// (clock ticks of 10 ms: `USER_HZ` is 100 on Linux).
+fn parse_stat(stat: &str) -> Option<(u64, char)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    let ticks: u64 = fields
+        .get(11..15)?
+        .iter()
+        .map(|f| f.parse::<i64>().ok().map(|t| t.max(0) as u64))
+        .sum::<Option<u64>>()?;
+    Some((ticks * 10_000_000, state))
+}
+
+/// A server's processes: their name and a text their command line contains.
+struct Procs {
+    comm: &'static str,
+    cmdline: Option<String>,
+}
+
+/// CPU time of a server's processes (ns), with the children they reaped.
+fn server_cpu(procs: &Procs) -> u64 {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| {
+            let path = e.path();
+            let comm = fs::read_to_string(path.join("comm")).ok()?;
+            if comm.trim_end() != procs.comm {
+                return None;
+            }
+            if let Some(want) = &procs.cmdline {
+                let cmdline = fs::read(path.join("cmdline")).ok()?;
+                if !String::from_utf8_lossy(&cmdline).contains(want.as_str()) {
+                    return None;
+                }
+            }
+            parse_stat(&fs::read_to_string(path.join("stat")).ok()?).map(|(t, _)| t)
+        })
+        .sum()
+}
+
+/// Runs a tool with its output in `log` and `log.err`, measuring its CPU time (read from
+/// `/proc` once it has exited and before it is reaped) and the server's; its stdout, or why
+/// it failed (first line).
+fn run_tool(cmd: &mut Command, log: &Path, server: &Procs) -> Result<ToolRun, String> {
+    // Program and arguments only: `Command`'s Debug would also show the password variable.
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    eprintln!(
+        "xtask: bench: {} {}",
+        cmd.get_program().to_string_lossy(),
+        args.join(" ")
+    );
+    let err_log = log.with_extension("err");
+    let open =
+        |p: &Path| fs::File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()));
+    cmd.stdout(open(log)?).stderr(open(&err_log)?);
+    let server0 = server_cpu(server);
+    let mut child = cmd
+        .spawn()
         .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let _ = fs::write(log, format!("{stdout}\n--- stderr\n{stderr}"));
-    if out.status.success() {
-        Ok(stdout)
+    let stat_path = format!("/proc/{}/stat", child.id());
+    let mut tool_ns = 0;
+    loop {
+        match fs::read_to_string(&stat_path)
+            .ok()
+            .as_deref()
+            .and_then(parse_stat)
+        {
+            Some((t, 'Z')) => {
+                tool_ns = t;
+                break;
+            }
+            Some((t, _)) => tool_ns = t,
+            None => break,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let server_ns = server_cpu(server).saturating_sub(server0);
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for {:?}: {e}", cmd.get_program()))?;
+    let stdout = fs::read_to_string(log).unwrap_or_default();
+    let stderr = fs::read_to_string(&err_log).unwrap_or_default();
+    if status.success() {
+        Ok(ToolRun {
+            stdout,
+            tool_ns,
+            server_ns,
+        })
     } else {
         let why = stderr
             .lines()
@@ -146,12 +249,51 @@ fn run_tool(cmd: &mut Command, log: &Path) -> Result<String, String> {
             .find(|l| !l.trim().is_empty())
             .unwrap_or("no output")
             .to_owned();
-        Err(format!(
-            "{:?} failed ({}): {why}",
-            cmd.get_program(),
-            out.status
-        ))
+        Err(format!("{:?} failed ({status}): {why}", cmd.get_program()))
     }
+}
+
+/// A tool's rate and CPU per operation (tool, server; ns) in one configuration.
+struct Measured {
+    /// The configuration: (test, clients, pipeline) for redis-benchmark, ("get", clients, 1)
+    /// for pgbench.
+    test: &'static str,
+    clients: usize,
+    pipeline: usize,
+    rate: Option<f64>,
+    cpu: Option<(u64, u64)>,
+}
+
+/// CPU per operation (client, server; ns) that a `*_tasks_*` benchmark left in its note.
+fn bench_cpu(criterion: &Path, group: &str, bench: &str) -> Option<(u64, u64)> {
+    let text = fs::read_to_string(
+        criterion
+            .join(NOTES_DIR)
+            .join(format!("{group}.{bench}.cpu")),
+    )
+    .ok()?;
+    let mut it = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+    Some((it.next()??, it.next()??))
+}
+
+/// `client / server` CPU per operation in µs.
+fn cpu_cell(cpu: Option<(u64, u64)>) -> String {
+    cpu.map_or("–".to_owned(), |(c, s)| {
+        format!("{:.1} / {:.1}", c as f64 / 1_000.0, s as f64 / 1_000.0)
+    })
+}
+
+/// Transactions pgbench ran (`number of transactions actually processed: N`).
+fn pgbench_count(out: &str) -> Option<u64> {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("number of transactions actually processed:"))?;
+    line.split(':')
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Requests per second of `test` (`"GET"`, `"SET"`) in `redis-benchmark --csv` output.
@@ -205,71 +347,92 @@ fn redis_section(criterion: &Path, out_dir: &Path, url: Option<String>, path: &s
         s.push_str("Not measured: `redis-benchmark` is not installed (it comes with the redis server: `cargo xtask services install`).\n");
         return s;
     };
-    // (clients, pipeline) → (GET, SET) requests per second.
-    let mut results = Vec::new();
+    let procs = Procs {
+        comm: "redis-server",
+        cmdline: server.port.as_ref().map(|p| format!(":{p}")),
+    };
+    // (test, clients, pipeline) → (requests per second, CPU per request of tool and server).
+    let mut results: Vec<Measured> = Vec::new();
     let mut failures = Vec::new();
-    for clients in CLIENTS {
-        for pipeline in [1usize, 16] {
-            // About 2-5 s per test on two cores.
-            let n = match (clients, pipeline) {
-                (1, 1) => 50_000,
-                (1, _) => 300_000,
-                (_, 1) => 200_000,
-                _ => 1_000_000,
-            };
-            let mut cmd = Command::new(&tool);
-            cmd.args(["-h", &server.host])
-                .args(["-p", server.port.as_deref().unwrap_or("6379")])
-                .args(["--dbnum", REDIS_DB])
-                .args(["-c", &clients.to_string()])
-                .args(["-P", &pipeline.to_string()])
-                .args(["-n", &n.to_string()])
-                .args(["-d", "1024", "-t", "get,set", "--csv"]);
-            if let Some(p) = &server.password {
-                // Through the environment, never on a command line others can read.
-                cmd.env("REDISCLI_AUTH", p);
-            }
-            let log = out_dir.join(format!("redis-benchmark-c{clients}-P{pipeline}.txt"));
-            match run_tool(&mut cmd, &log) {
-                Ok(csv) => results.push((
-                    clients,
-                    pipeline,
-                    redis_rps(&csv, "GET"),
-                    redis_rps(&csv, "SET"),
-                )),
-                Err(e) => failures.push(e),
+    for test in ["get", "set"] {
+        for clients in CLIENTS {
+            for pipeline in [1usize, 16] {
+                // About 2-5 s per run on two cores.
+                let n: u64 = match (clients, pipeline) {
+                    (1, 1) => 50_000,
+                    (1, _) => 300_000,
+                    (_, 1) => 200_000,
+                    _ => 1_000_000,
+                };
+                let mut cmd = Command::new(&tool);
+                cmd.args(["-h", &server.host])
+                    .args(["-p", server.port.as_deref().unwrap_or("6379")])
+                    .args(["--dbnum", REDIS_DB])
+                    .args(["-c", &clients.to_string()])
+                    .args(["-P", &pipeline.to_string()])
+                    .args(["-n", &n.to_string()])
+                    .args(["-d", "1024", "-t", test, "--csv"]);
+                if let Some(p) = &server.password {
+                    // Through the environment, never on a command line others can read.
+                    cmd.env("REDISCLI_AUTH", p);
+                }
+                let log =
+                    out_dir.join(format!("redis-benchmark-{test}-c{clients}-P{pipeline}.txt"));
+                match run_tool(&mut cmd, &log, &procs) {
+                    Ok(run) => results.push(Measured {
+                        test,
+                        clients,
+                        pipeline,
+                        rate: redis_rps(&run.stdout, &test.to_uppercase()),
+                        cpu: Some((run.tool_ns / n, run.server_ns / n)),
+                    }),
+                    Err(e) => failures.push(e),
+                }
             }
         }
     }
-    let bench = |c: usize, p: usize, get: bool| {
+    let bench = |test: &str, c: usize, p: usize| {
         results
             .iter()
-            .find(|r| r.0 == c && r.1 == p)
-            .and_then(|r| if get { r.2 } else { r.3 })
+            .find(|r| r.test == test && r.clients == c && r.pipeline == p)
     };
+    let mut cpu = String::from(
+        "\nCPU per operation, µs, client / server (`redis-server`), over the whole run:\n\n\
+         | operation | clients / tasks | redis-benchmark -P 1 | redis-benchmark -P 16 | redis-rs | kv static | kv dyn |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
     s.push_str(
         "| operation | clients / tasks | redis-benchmark -P 1 | redis-benchmark -P 16 | redis-rs (same commands) | kv static | kv dyn | kv static ÷ redis-benchmark -P 1 |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    for (op, get) in [("get", true), ("put (SET)", false)] {
-        let name = if get { "get" } else { "put" };
+    for (op, test, name) in [("get", "get", "get"), ("put (SET)", "set", "put")] {
         for c in CLIENTS {
             let group = format!("redis_{name}_tasks_{c}");
             let raw = ops_per_sec(criterion, &group, "baseline_redis_rs");
             let kv_s = ops_per_sec(criterion, &group, "kv_static");
             let kv_d = ops_per_sec(criterion, &group, "kv_dyn");
-            let rb = bench(c, 1, get);
+            let rb1 = bench(test, c, 1);
+            let rb16 = bench(test, c, 16);
             s.push_str(&format!(
                 "| {op} | {c} | {} | {} | {} | {} | {} | {} |\n",
-                cell(rb),
-                cell(bench(c, 16, get)),
+                cell(rb1.and_then(|r| r.rate)),
+                cell(rb16.and_then(|r| r.rate)),
                 cell(raw),
                 cell(kv_s),
                 cell(kv_d),
-                ratio(kv_s, rb)
+                ratio(kv_s, rb1.and_then(|r| r.rate))
+            ));
+            cpu.push_str(&format!(
+                "| {op} | {c} | {} | {} | {} | {} | {} |\n",
+                cpu_cell(rb1.and_then(|r| r.cpu)),
+                cpu_cell(rb16.and_then(|r| r.cpu)),
+                cpu_cell(bench_cpu(criterion, &group, "baseline_redis_rs")),
+                cpu_cell(bench_cpu(criterion, &group, "kv_static")),
+                cpu_cell(bench_cpu(criterion, &group, "kv_dyn")),
             ));
         }
     }
+    s.push_str(&cpu);
     for f in failures {
         s.push_str(&format!("\nredis-benchmark: {f}\n"));
     }
@@ -308,7 +471,12 @@ fn postgres_section(criterion: &Path, out_dir: &Path, url: Option<String>, path:
         ));
         return s;
     }
-    let mut tps = Vec::new();
+    let procs = Procs {
+        comm: "postgres",
+        cmdline: None,
+    };
+    // clients → (transactions per second, CPU per transaction of pgbench and the server).
+    let mut tps: Vec<Measured> = Vec::new();
     let mut failures = Vec::new();
     for clients in CLIENTS {
         let mut cmd = Command::new(&tool);
@@ -329,8 +497,19 @@ fn postgres_section(criterion: &Path, out_dir: &Path, url: Option<String>, path:
             cmd.arg(&server.path);
         }
         let log = out_dir.join(format!("pgbench-c{clients}.txt"));
-        match run_tool(&mut cmd, &log) {
-            Ok(out) => tps.push((clients, pgbench_tps(&out))),
+        match run_tool(&mut cmd, &log, &procs) {
+            Ok(run) => {
+                let cpu = pgbench_count(&run.stdout)
+                    .filter(|n| *n > 0)
+                    .map(|n| (run.tool_ns / n, run.server_ns / n));
+                tps.push(Measured {
+                    test: "get",
+                    clients,
+                    pipeline: 1,
+                    rate: pgbench_tps(&run.stdout),
+                    cpu,
+                });
+            }
             Err(e) => failures.push(e),
         }
     }
@@ -338,21 +517,34 @@ fn postgres_section(criterion: &Path, out_dir: &Path, url: Option<String>, path:
         "| operation | clients / tasks | pgbench -M prepared | tokio-postgres (same statement) | kv static | kv dyn | kv static ÷ pgbench |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
     );
+    let mut cpu = String::from(
+        "\nCPU per operation, µs, client / server (every `postgres` process), over the whole run:\n\n\
+         | operation | clients / tasks | pgbench | tokio-postgres | kv static | kv dyn |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
     for c in CLIENTS {
         let group = format!("postgres_get_tasks_{c}");
-        let pg = tps.iter().find(|t| t.0 == c).and_then(|t| t.1);
+        let pg = tps.iter().find(|t| t.clients == c);
         let raw = ops_per_sec(criterion, &group, "baseline_tokio_postgres");
         let kv_s = ops_per_sec(criterion, &group, "kv_static");
         let kv_d = ops_per_sec(criterion, &group, "kv_dyn");
         s.push_str(&format!(
             "| get | {c} | {} | {} | {} | {} | {} |\n",
-            cell(pg),
+            cell(pg.and_then(|t| t.rate)),
             cell(raw),
             cell(kv_s),
             cell(kv_d),
-            ratio(kv_s, pg)
+            ratio(kv_s, pg.and_then(|t| t.rate))
+        ));
+        cpu.push_str(&format!(
+            "| get | {c} | {} | {} | {} | {} |\n",
+            cpu_cell(pg.and_then(|t| t.cpu)),
+            cpu_cell(bench_cpu(criterion, &group, "baseline_tokio_postgres")),
+            cpu_cell(bench_cpu(criterion, &group, "kv_static")),
+            cpu_cell(bench_cpu(criterion, &group, "kv_dyn")),
         ));
     }
+    s.push_str(&cpu);
     for f in failures {
         s.push_str(&format!("\npgbench: {f}\n"));
     }
@@ -380,6 +572,15 @@ mod tests {
     }
 
     #[test]
+    fn parses_proc_stat() {
+        let stat = "77 (redis-server) S 1 2 3 4 5 6 7 8 9 10 120 30 4 6 20 0 4 0 1";
+        assert_eq!(parse_stat(stat), Some((160 * 10_000_000, 'S')));
+        assert_eq!(parse_stat("77 (x) Z 1"), None);
+        assert_eq!(cpu_cell(Some((12_340, 5_600))), "12.3 / 5.6");
+        assert_eq!(cpu_cell(None), "–");
+    }
+
+    #[test]
     fn parses_tool_output() {
         let csv = "\"test\",\"rps\",\"avg_latency_ms\"\n\"SET\",\"41493.78\",\"1.2\"\n\"GET\",\"45045.04\",\"1.1\"\n";
         assert_eq!(redis_rps(csv, "GET"), Some(45045.04));
@@ -390,6 +591,7 @@ mod tests {
                   initial connection time = 3.2 ms\n\
                   tps = 12345.678901 (without initial connection time)\n";
         assert_eq!(pgbench_tps(pg), Some(12345.678901));
+        assert_eq!(pgbench_count(pg), Some(123));
         assert_eq!(pgbench_tps("nothing"), None);
     }
 }
