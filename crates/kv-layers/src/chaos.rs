@@ -52,12 +52,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use kv_core::{
-    ClearOptions, CollectionsOptions, CullOptions, DeleteOptions, DestroyOptions, Entry, Error,
-    ErrorKind, GetOptions, KvStore, Layer, Operation, PutManyOptions, PutOptions, Result,
-    ScanOptions, ScanPage, Ttl,
-};
+use kv_core::{Error, ErrorKind, KvStore, Layer, Operation, Result};
+
+use crate::around::Call;
 
 const LAYER: &str = "chaos";
 
@@ -305,20 +302,14 @@ impl<S> Chaos<S> {
     }
 
     /// Applies the faults to one operation, then runs `call` unless an error was injected.
-    async fn run<T, F, Fut>(
-        &self,
-        op: Operation,
-        collection: Option<&str>,
-        key: Option<&str>,
-        call: F,
-    ) -> Result<T>
+    async fn around<T, F, Fut>(&self, call: Call<'_>, mut run: F) -> Result<T>
     where
-        F: FnOnce() -> Fut,
+        F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
         let c = &*self.config;
-        if c.only.as_ref().is_some_and(|ops| !ops.contains(&op)) {
-            return call().await;
+        if c.only.as_ref().is_some_and(|ops| !ops.contains(&call.op)) {
+            return run().await;
         }
         let delay = self.delay();
         if !delay.is_zero() {
@@ -330,128 +321,13 @@ impl<S> Chaos<S> {
             if let Some(temporary) = c.temporary {
                 err = err.temporary(temporary);
             }
-            return Err(err.with_context(LAYER, op, collection, key));
+            return Err(err.with_context(LAYER, call.op, call.collection, call.key));
         }
-        call().await
+        run().await
     }
 }
 
-impl<S: KvStore> KvStore for Chaos<S> {
-    async fn get_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        opts: GetOptions,
-    ) -> Result<Option<Entry>> {
-        self.run(Operation::Get, Some(collection), Some(key), || {
-            self.inner.get_opts(collection, key, opts)
-        })
-        .await
-    }
-
-    async fn get_many_opts(
-        &self,
-        collection: &str,
-        keys: &[&str],
-        opts: GetOptions,
-    ) -> Result<Vec<Option<Entry>>> {
-        self.run(Operation::GetMany, Some(collection), None, || {
-            self.inner.get_many_opts(collection, keys, opts)
-        })
-        .await
-    }
-
-    async fn put_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        value: Bytes,
-        opts: PutOptions,
-    ) -> Result<()> {
-        self.run(Operation::Put, Some(collection), Some(key), || {
-            self.inner.put_opts(collection, key, value, opts)
-        })
-        .await
-    }
-
-    async fn put_many_opts(
-        &self,
-        collection: &str,
-        entries: &[(&str, Bytes)],
-        opts: PutManyOptions,
-    ) -> Result<()> {
-        self.run(Operation::PutMany, Some(collection), None, || {
-            self.inner.put_many_opts(collection, entries, opts)
-        })
-        .await
-    }
-
-    async fn delete_opts(&self, collection: &str, key: &str, opts: DeleteOptions) -> Result<bool> {
-        self.run(Operation::Delete, Some(collection), Some(key), || {
-            self.inner.delete_opts(collection, key, opts)
-        })
-        .await
-    }
-
-    async fn delete_many_opts(
-        &self,
-        collection: &str,
-        keys: &[&str],
-        opts: DeleteOptions,
-    ) -> Result<u64> {
-        self.run(Operation::DeleteMany, Some(collection), None, || {
-            self.inner.delete_many_opts(collection, keys, opts)
-        })
-        .await
-    }
-
-    async fn ttl_opts(&self, collection: &str, key: &str, opts: GetOptions) -> Result<Option<Ttl>> {
-        self.run(Operation::Ttl, Some(collection), Some(key), || {
-            self.inner.ttl_opts(collection, key, opts)
-        })
-        .await
-    }
-
-    async fn scan_opts(&self, collection: &str, opts: ScanOptions) -> Result<ScanPage> {
-        self.run(Operation::Scan, Some(collection), None, || {
-            self.inner.scan_opts(collection, opts)
-        })
-        .await
-    }
-
-    async fn collections_opts(&self, opts: CollectionsOptions) -> Result<Vec<String>> {
-        self.run(Operation::Collections, None, None, || {
-            self.inner.collections_opts(opts)
-        })
-        .await
-    }
-
-    async fn clear_opts(&self, collection: &str, opts: ClearOptions) -> Result<u64> {
-        self.run(Operation::Clear, Some(collection), None, || {
-            self.inner.clear_opts(collection, opts)
-        })
-        .await
-    }
-
-    async fn destroy_opts(&self, opts: DestroyOptions) -> Result<()> {
-        self.run(Operation::Destroy, None, None, || {
-            self.inner.destroy_opts(opts)
-        })
-        .await
-    }
-
-    async fn cull_opts(&self, opts: CullOptions) -> Result<u64> {
-        self.run(Operation::Cull, None, None, || self.inner.cull_opts(opts))
-            .await
-    }
-
-    async fn close(&self) -> Result<()> {
-        self.run(Operation::Close, None, None, || self.inner.close())
-            .await
-    }
-
-    forward!(inner; info);
-}
+around!(Chaos { get_opts, get_many_opts, put_opts, put_many_opts, delete_opts, delete_many_opts, ttl_opts, scan_opts, collections_opts, clear_opts, destroy_opts, cull_opts, close } forward { info });
 
 #[cfg(test)]
 mod tests {

@@ -53,13 +53,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
-use kv_core::{
-    ClearOptions, CollectionsOptions, CullOptions, DeleteOptions, DestroyOptions, Entry, Error,
-    ErrorKind, GetOptions, KvStore, Layer, Operation, PutManyOptions, PutOptions, Result,
-    ScanOptions, ScanPage, Ttl,
-};
+use kv_core::{Error, ErrorKind, KvStore, Layer, Result};
 use tokio::time::Instant;
+
+use crate::around::Call;
 
 const LAYER: &str = "circuit_breaker";
 
@@ -319,139 +316,23 @@ impl<S> CircuitBreaker<S> {
         self.breaker.state()
     }
 
-    async fn run<T, F, Fut>(
-        &self,
-        op: Operation,
-        collection: Option<&str>,
-        key: Option<&str>,
-        call: F,
-    ) -> Result<T>
+    async fn around<T, F, Fut>(&self, call: Call<'_>, mut run: F) -> Result<T>
     where
-        F: FnOnce() -> Fut,
+        F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
         let permit = self
             .breaker
             .admit()
-            .map_err(|e| e.with_context(LAYER, op, collection, key))?;
-        let result = call().await;
+            .map_err(|e| e.with_context(LAYER, call.op, call.collection, call.key))?;
+        let result = run().await;
         permit.record(result.as_ref().is_err_and(Error::is_temporary));
         result
     }
 }
 
-impl<S: KvStore> KvStore for CircuitBreaker<S> {
-    async fn get_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        opts: GetOptions,
-    ) -> Result<Option<Entry>> {
-        self.run(Operation::Get, Some(collection), Some(key), || {
-            self.inner.get_opts(collection, key, opts)
-        })
-        .await
-    }
-
-    async fn get_many_opts(
-        &self,
-        collection: &str,
-        keys: &[&str],
-        opts: GetOptions,
-    ) -> Result<Vec<Option<Entry>>> {
-        self.run(Operation::GetMany, Some(collection), None, || {
-            self.inner.get_many_opts(collection, keys, opts)
-        })
-        .await
-    }
-
-    async fn put_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        value: Bytes,
-        opts: PutOptions,
-    ) -> Result<()> {
-        self.run(Operation::Put, Some(collection), Some(key), || {
-            self.inner.put_opts(collection, key, value, opts)
-        })
-        .await
-    }
-
-    async fn put_many_opts(
-        &self,
-        collection: &str,
-        entries: &[(&str, Bytes)],
-        opts: PutManyOptions,
-    ) -> Result<()> {
-        self.run(Operation::PutMany, Some(collection), None, || {
-            self.inner.put_many_opts(collection, entries, opts)
-        })
-        .await
-    }
-
-    async fn delete_opts(&self, collection: &str, key: &str, opts: DeleteOptions) -> Result<bool> {
-        self.run(Operation::Delete, Some(collection), Some(key), || {
-            self.inner.delete_opts(collection, key, opts)
-        })
-        .await
-    }
-
-    async fn delete_many_opts(
-        &self,
-        collection: &str,
-        keys: &[&str],
-        opts: DeleteOptions,
-    ) -> Result<u64> {
-        self.run(Operation::DeleteMany, Some(collection), None, || {
-            self.inner.delete_many_opts(collection, keys, opts)
-        })
-        .await
-    }
-
-    async fn ttl_opts(&self, collection: &str, key: &str, opts: GetOptions) -> Result<Option<Ttl>> {
-        self.run(Operation::Ttl, Some(collection), Some(key), || {
-            self.inner.ttl_opts(collection, key, opts)
-        })
-        .await
-    }
-
-    async fn scan_opts(&self, collection: &str, opts: ScanOptions) -> Result<ScanPage> {
-        self.run(Operation::Scan, Some(collection), None, || {
-            self.inner.scan_opts(collection, opts)
-        })
-        .await
-    }
-
-    async fn collections_opts(&self, opts: CollectionsOptions) -> Result<Vec<String>> {
-        self.run(Operation::Collections, None, None, || {
-            self.inner.collections_opts(opts)
-        })
-        .await
-    }
-
-    async fn clear_opts(&self, collection: &str, opts: ClearOptions) -> Result<u64> {
-        self.run(Operation::Clear, Some(collection), None, || {
-            self.inner.clear_opts(collection, opts)
-        })
-        .await
-    }
-
-    async fn destroy_opts(&self, opts: DestroyOptions) -> Result<()> {
-        self.run(Operation::Destroy, None, None, || {
-            self.inner.destroy_opts(opts)
-        })
-        .await
-    }
-
-    async fn cull_opts(&self, opts: CullOptions) -> Result<u64> {
-        self.run(Operation::Cull, None, None, || self.inner.cull_opts(opts))
-            .await
-    }
-
-    // Closing is never blocked (see the module docs).
-    forward!(inner; info, close);
-}
+// `close` goes straight through: closing is never held back (see the module docs).
+around!(CircuitBreaker { get_opts, get_many_opts, put_opts, put_many_opts, delete_opts, delete_many_opts, ttl_opts, scan_opts, collections_opts, clear_opts, destroy_opts, cull_opts } forward { info, close });
 
 #[cfg(test)]
 mod tests {
@@ -459,6 +340,7 @@ mod tests {
     use crate::StoreLayerExt;
     use crate::testutil::Flaky;
     use kv_core::KvStoreExt;
+    use kv_core::Operation;
 
     const COOL_DOWN: Duration = Duration::from_secs(30);
 

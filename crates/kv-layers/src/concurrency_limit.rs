@@ -31,13 +31,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use kv_core::{
-    ClearOptions, CollectionsOptions, CullOptions, DeleteOptions, DestroyOptions, Entry, Error,
-    ErrorKind, GetOptions, KvStore, Layer, Operation, PutManyOptions, PutOptions, Result,
-    ScanOptions, ScanPage, Ttl,
-};
+use kv_core::{Error, ErrorKind, KvStore, Layer, Operation, Result};
 use tokio::sync::{Semaphore, SemaphorePermit};
+
+use crate::around::Call;
 
 const LAYER: &str = "concurrency_limit";
 
@@ -125,6 +122,16 @@ impl<S> ConcurrencyLimit<S> {
         self.config.max - self.slots.available_permits()
     }
 
+    /// Runs an operation while holding a slot.
+    async fn around<T, F, Fut>(&self, call: Call<'_>, mut run: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let _slot = self.slot(call.op, call.collection, call.key).await?;
+        run().await
+    }
+
     /// Waits for a slot (at most `max_wait`); the slot is held until the permit is dropped.
     async fn slot(
         &self,
@@ -156,117 +163,16 @@ impl<S> ConcurrencyLimit<S> {
     }
 }
 
-impl<S: KvStore> KvStore for ConcurrencyLimit<S> {
-    async fn get_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        opts: GetOptions,
-    ) -> Result<Option<Entry>> {
-        let _slot = self
-            .slot(Operation::Get, Some(collection), Some(key))
-            .await?;
-        self.inner.get_opts(collection, key, opts).await
-    }
-
-    async fn get_many_opts(
-        &self,
-        collection: &str,
-        keys: &[&str],
-        opts: GetOptions,
-    ) -> Result<Vec<Option<Entry>>> {
-        let _slot = self
-            .slot(Operation::GetMany, Some(collection), None)
-            .await?;
-        self.inner.get_many_opts(collection, keys, opts).await
-    }
-
-    async fn put_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        value: Bytes,
-        opts: PutOptions,
-    ) -> Result<()> {
-        let _slot = self
-            .slot(Operation::Put, Some(collection), Some(key))
-            .await?;
-        self.inner.put_opts(collection, key, value, opts).await
-    }
-
-    async fn put_many_opts(
-        &self,
-        collection: &str,
-        entries: &[(&str, Bytes)],
-        opts: PutManyOptions,
-    ) -> Result<()> {
-        let _slot = self
-            .slot(Operation::PutMany, Some(collection), None)
-            .await?;
-        self.inner.put_many_opts(collection, entries, opts).await
-    }
-
-    async fn delete_opts(&self, collection: &str, key: &str, opts: DeleteOptions) -> Result<bool> {
-        let _slot = self
-            .slot(Operation::Delete, Some(collection), Some(key))
-            .await?;
-        self.inner.delete_opts(collection, key, opts).await
-    }
-
-    async fn delete_many_opts(
-        &self,
-        collection: &str,
-        keys: &[&str],
-        opts: DeleteOptions,
-    ) -> Result<u64> {
-        let _slot = self
-            .slot(Operation::DeleteMany, Some(collection), None)
-            .await?;
-        self.inner.delete_many_opts(collection, keys, opts).await
-    }
-
-    async fn ttl_opts(&self, collection: &str, key: &str, opts: GetOptions) -> Result<Option<Ttl>> {
-        let _slot = self
-            .slot(Operation::Ttl, Some(collection), Some(key))
-            .await?;
-        self.inner.ttl_opts(collection, key, opts).await
-    }
-
-    async fn scan_opts(&self, collection: &str, opts: ScanOptions) -> Result<ScanPage> {
-        let _slot = self.slot(Operation::Scan, Some(collection), None).await?;
-        self.inner.scan_opts(collection, opts).await
-    }
-
-    async fn collections_opts(&self, opts: CollectionsOptions) -> Result<Vec<String>> {
-        let _slot = self.slot(Operation::Collections, None, None).await?;
-        self.inner.collections_opts(opts).await
-    }
-
-    async fn clear_opts(&self, collection: &str, opts: ClearOptions) -> Result<u64> {
-        let _slot = self.slot(Operation::Clear, Some(collection), None).await?;
-        self.inner.clear_opts(collection, opts).await
-    }
-
-    async fn destroy_opts(&self, opts: DestroyOptions) -> Result<()> {
-        let _slot = self.slot(Operation::Destroy, None, None).await?;
-        self.inner.destroy_opts(opts).await
-    }
-
-    async fn cull_opts(&self, opts: CullOptions) -> Result<u64> {
-        let _slot = self.slot(Operation::Cull, None, None).await?;
-        self.inner.cull_opts(opts).await
-    }
-
-    // Closing is never held back (see the module docs).
-    forward!(inner; info, close);
-}
+// `close` goes straight through: closing is never held back (see the module docs).
+around!(ConcurrencyLimit { get_opts, get_many_opts, put_opts, put_many_opts, delete_opts, delete_many_opts, ttl_opts, scan_opts, collections_opts, clear_opts, destroy_opts, cull_opts } forward { info, close });
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::StoreLayerExt;
     use crate::testutil::Flaky;
-    use kv_core::KvStoreExt;
+    use bytes::Bytes;
+    use kv_core::{Entry, GetOptions, KvStoreExt, PutOptions};
     use kv_store_memory::MemoryStore;
     use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -67,6 +67,8 @@
 
 #[macro_use]
 mod forward;
+#[macro_use]
+mod around;
 #[cfg(test)]
 mod test_tracing;
 #[cfg(test)]

@@ -38,13 +38,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use kv_core::{
-    ClearOptions, CollectionsOptions, CullOptions, DeleteOptions, DestroyOptions, Entry, Error,
-    ErrorKind, GetOptions, KvStore, Layer, Operation, PutManyOptions, PutOptions, Result,
-    ScanOptions, ScanPage, Ttl,
-};
+use kv_core::{Error, ErrorKind, KvStore, Layer, Operation, Result};
 use tokio::time::Instant;
+
+use crate::around::Call;
 
 const LAYER: &str = "rate_limit";
 
@@ -176,6 +173,23 @@ impl<S> RateLimit<S> {
         }
     }
 
+    /// Runs an operation once its tokens are taken (a batch's cost: see [`Self::batch_cost`]).
+    async fn around<T, F, Fut>(&self, call: Call<'_>, mut run: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let cost = match call.op {
+            Operation::GetMany | Operation::PutMany | Operation::DeleteMany => {
+                self.batch_cost(call.items)
+            }
+            _ => 1,
+        };
+        self.acquire(cost, call.op, call.collection, call.key)
+            .await?;
+        run().await
+    }
+
     /// Takes `cost` tokens: waits for them, or fails if the layer rejects.
     async fn acquire(
         &self,
@@ -231,108 +245,8 @@ fn later(t: Instant, d: Duration) -> Instant {
         .unwrap_or(t)
 }
 
-impl<S: KvStore> KvStore for RateLimit<S> {
-    async fn get_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        opts: GetOptions,
-    ) -> Result<Option<Entry>> {
-        self.acquire(1, Operation::Get, Some(collection), Some(key))
-            .await?;
-        self.inner.get_opts(collection, key, opts).await
-    }
-
-    async fn get_many_opts(
-        &self,
-        collection: &str,
-        keys: &[&str],
-        opts: GetOptions,
-    ) -> Result<Vec<Option<Entry>>> {
-        let cost = self.batch_cost(keys.len());
-        self.acquire(cost, Operation::GetMany, Some(collection), None)
-            .await?;
-        self.inner.get_many_opts(collection, keys, opts).await
-    }
-
-    async fn put_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        value: Bytes,
-        opts: PutOptions,
-    ) -> Result<()> {
-        self.acquire(1, Operation::Put, Some(collection), Some(key))
-            .await?;
-        self.inner.put_opts(collection, key, value, opts).await
-    }
-
-    async fn put_many_opts(
-        &self,
-        collection: &str,
-        entries: &[(&str, Bytes)],
-        opts: PutManyOptions,
-    ) -> Result<()> {
-        let cost = self.batch_cost(entries.len());
-        self.acquire(cost, Operation::PutMany, Some(collection), None)
-            .await?;
-        self.inner.put_many_opts(collection, entries, opts).await
-    }
-
-    async fn delete_opts(&self, collection: &str, key: &str, opts: DeleteOptions) -> Result<bool> {
-        self.acquire(1, Operation::Delete, Some(collection), Some(key))
-            .await?;
-        self.inner.delete_opts(collection, key, opts).await
-    }
-
-    async fn delete_many_opts(
-        &self,
-        collection: &str,
-        keys: &[&str],
-        opts: DeleteOptions,
-    ) -> Result<u64> {
-        let cost = self.batch_cost(keys.len());
-        self.acquire(cost, Operation::DeleteMany, Some(collection), None)
-            .await?;
-        self.inner.delete_many_opts(collection, keys, opts).await
-    }
-
-    async fn ttl_opts(&self, collection: &str, key: &str, opts: GetOptions) -> Result<Option<Ttl>> {
-        self.acquire(1, Operation::Ttl, Some(collection), Some(key))
-            .await?;
-        self.inner.ttl_opts(collection, key, opts).await
-    }
-
-    async fn scan_opts(&self, collection: &str, opts: ScanOptions) -> Result<ScanPage> {
-        self.acquire(1, Operation::Scan, Some(collection), None)
-            .await?;
-        self.inner.scan_opts(collection, opts).await
-    }
-
-    async fn collections_opts(&self, opts: CollectionsOptions) -> Result<Vec<String>> {
-        self.acquire(1, Operation::Collections, None, None).await?;
-        self.inner.collections_opts(opts).await
-    }
-
-    async fn clear_opts(&self, collection: &str, opts: ClearOptions) -> Result<u64> {
-        self.acquire(1, Operation::Clear, Some(collection), None)
-            .await?;
-        self.inner.clear_opts(collection, opts).await
-    }
-
-    async fn destroy_opts(&self, opts: DestroyOptions) -> Result<()> {
-        self.acquire(1, Operation::Destroy, None, None).await?;
-        self.inner.destroy_opts(opts).await
-    }
-
-    async fn cull_opts(&self, opts: CullOptions) -> Result<u64> {
-        self.acquire(1, Operation::Cull, None, None).await?;
-        self.inner.cull_opts(opts).await
-    }
-
-    // Closing is never limited (see the module docs).
-    forward!(inner; info, close);
-}
+// `close` goes straight through: closing is never held back (see the module docs).
+around!(RateLimit { get_opts, get_many_opts, put_opts, put_many_opts, delete_opts, delete_many_opts, ttl_opts, scan_opts, collections_opts, clear_opts, destroy_opts, cull_opts } forward { info, close });
 
 #[cfg(test)]
 mod tests {

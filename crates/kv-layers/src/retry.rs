@@ -37,12 +37,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use kv_core::{
-    ClearOptions, CollectionsOptions, CullOptions, DeleteOptions, DestroyOptions, Entry,
-    GetOptions, KvStore, Layer, PutManyOptions, PutMode, PutOptions, Result, ScanOptions, ScanPage,
-    Ttl,
-};
+use crate::around::Call;
+use kv_core::{KvStore, Layer, Result};
 
 /// The configuration of a [`Retry`] store: how often and how long to wait.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -214,11 +210,15 @@ impl<S> Retry<S> {
         &self.inner
     }
 
-    async fn run<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    async fn around<T, F, Fut>(&self, call: Call<'_>, mut attempt: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
+        if call.conditional {
+            // Conditional: see the module docs.
+            return attempt().await;
+        }
         let mut retries = 0;
         loop {
             match attempt().await {
@@ -232,106 +232,16 @@ impl<S> Retry<S> {
     }
 }
 
-impl<S: KvStore> KvStore for Retry<S> {
-    async fn get_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        opts: GetOptions,
-    ) -> Result<Option<Entry>> {
-        self.run(|| self.inner.get_opts(collection, key, opts.clone()))
-            .await
-    }
-
-    async fn get_many_opts(
-        &self,
-        collection: &str,
-        keys: &[&str],
-        opts: GetOptions,
-    ) -> Result<Vec<Option<Entry>>> {
-        self.run(|| self.inner.get_many_opts(collection, keys, opts.clone()))
-            .await
-    }
-
-    async fn put_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        value: Bytes,
-        opts: PutOptions,
-    ) -> Result<()> {
-        if !matches!(opts.mode, PutMode::Upsert) {
-            // Conditional: see the module docs.
-            return self.inner.put_opts(collection, key, value, opts).await;
-        }
-        self.run(|| {
-            self.inner
-                .put_opts(collection, key, value.clone(), opts.clone())
-        })
-        .await
-    }
-
-    async fn put_many_opts(
-        &self,
-        collection: &str,
-        entries: &[(&str, Bytes)],
-        opts: PutManyOptions,
-    ) -> Result<()> {
-        self.run(|| self.inner.put_many_opts(collection, entries, opts.clone()))
-            .await
-    }
-
-    async fn delete_opts(&self, collection: &str, key: &str, opts: DeleteOptions) -> Result<bool> {
-        self.run(|| self.inner.delete_opts(collection, key, opts.clone()))
-            .await
-    }
-
-    async fn delete_many_opts(
-        &self,
-        collection: &str,
-        keys: &[&str],
-        opts: DeleteOptions,
-    ) -> Result<u64> {
-        self.run(|| self.inner.delete_many_opts(collection, keys, opts.clone()))
-            .await
-    }
-
-    async fn ttl_opts(&self, collection: &str, key: &str, opts: GetOptions) -> Result<Option<Ttl>> {
-        self.run(|| self.inner.ttl_opts(collection, key, opts.clone()))
-            .await
-    }
-
-    async fn scan_opts(&self, collection: &str, opts: ScanOptions) -> Result<ScanPage> {
-        self.run(|| self.inner.scan_opts(collection, opts.clone()))
-            .await
-    }
-
-    async fn collections_opts(&self, opts: CollectionsOptions) -> Result<Vec<String>> {
-        self.run(|| self.inner.collections_opts(opts.clone())).await
-    }
-
-    async fn clear_opts(&self, collection: &str, opts: ClearOptions) -> Result<u64> {
-        self.run(|| self.inner.clear_opts(collection, opts.clone()))
-            .await
-    }
-
-    async fn destroy_opts(&self, opts: DestroyOptions) -> Result<()> {
-        self.run(|| self.inner.destroy_opts(opts.clone())).await
-    }
-
-    async fn cull_opts(&self, opts: CullOptions) -> Result<u64> {
-        self.run(|| self.inner.cull_opts(opts.clone())).await
-    }
-
-    forward!(inner; info, close);
-}
+around!(Retry { get_opts, get_many_opts, put_opts, put_many_opts, delete_opts, delete_many_opts, ttl_opts, scan_opts, collections_opts, clear_opts, destroy_opts, cull_opts } forward { info, close });
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::StoreLayerExt;
     use crate::testutil::Flaky;
+    use bytes::Bytes;
     use kv_core::{ErrorKind, KvStoreExt};
+    use kv_core::{PutMode, PutOptions};
 
     fn retrying(flaky: &Flaky, n: u32) -> Retry<Flaky> {
         flaky.clone().with(RetryLayer::new().max_retries(n))

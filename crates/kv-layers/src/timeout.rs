@@ -21,12 +21,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use bytes::Bytes;
-use kv_core::{
-    ClearOptions, CollectionsOptions, CullOptions, DeleteOptions, DestroyOptions, Entry, Error,
-    ErrorKind, GetOptions, KvStore, Layer, Operation, PutManyOptions, PutOptions, Result,
-    ScanOptions, ScanPage, StoreInfo, Ttl,
-};
+use kv_core::{Error, ErrorKind, KvStore, Layer, Result};
+
+use crate::around::Call;
 
 const LAYER: &str = "timeout";
 
@@ -81,128 +78,23 @@ impl<S> Timeout<S> {
         &self.inner
     }
 
-    async fn run<T>(
-        &self,
-        op: Operation,
-        collection: Option<&str>,
-        key: Option<&str>,
-        fut: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
-        match tokio::time::timeout(self.timeout, fut).await {
+    async fn around<T, F, Fut>(&self, call: Call<'_>, mut run: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        match tokio::time::timeout(self.timeout, run()).await {
             Ok(r) => r,
             Err(_) => Err(Error::new(
                 ErrorKind::Timeout,
                 format!("the operation did not finish within {:?}", self.timeout),
             )
-            .with_context(LAYER, op, collection, key)),
+            .with_context(LAYER, call.op, call.collection, call.key)),
         }
     }
 }
 
-impl<S: KvStore> KvStore for Timeout<S> {
-    async fn get_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        opts: GetOptions,
-    ) -> Result<Option<Entry>> {
-        let fut = self.inner.get_opts(collection, key, opts);
-        self.run(Operation::Get, Some(collection), Some(key), fut)
-            .await
-    }
-
-    async fn get_many_opts(
-        &self,
-        collection: &str,
-        keys: &[&str],
-        opts: GetOptions,
-    ) -> Result<Vec<Option<Entry>>> {
-        let fut = self.inner.get_many_opts(collection, keys, opts);
-        self.run(Operation::GetMany, Some(collection), None, fut)
-            .await
-    }
-
-    async fn put_opts(
-        &self,
-        collection: &str,
-        key: &str,
-        value: Bytes,
-        opts: PutOptions,
-    ) -> Result<()> {
-        let fut = self.inner.put_opts(collection, key, value, opts);
-        self.run(Operation::Put, Some(collection), Some(key), fut)
-            .await
-    }
-
-    async fn put_many_opts(
-        &self,
-        collection: &str,
-        entries: &[(&str, Bytes)],
-        opts: PutManyOptions,
-    ) -> Result<()> {
-        let fut = self.inner.put_many_opts(collection, entries, opts);
-        self.run(Operation::PutMany, Some(collection), None, fut)
-            .await
-    }
-
-    async fn delete_opts(&self, collection: &str, key: &str, opts: DeleteOptions) -> Result<bool> {
-        let fut = self.inner.delete_opts(collection, key, opts);
-        self.run(Operation::Delete, Some(collection), Some(key), fut)
-            .await
-    }
-
-    async fn delete_many_opts(
-        &self,
-        collection: &str,
-        keys: &[&str],
-        opts: DeleteOptions,
-    ) -> Result<u64> {
-        let fut = self.inner.delete_many_opts(collection, keys, opts);
-        self.run(Operation::DeleteMany, Some(collection), None, fut)
-            .await
-    }
-
-    async fn ttl_opts(&self, collection: &str, key: &str, opts: GetOptions) -> Result<Option<Ttl>> {
-        let fut = self.inner.ttl_opts(collection, key, opts);
-        self.run(Operation::Ttl, Some(collection), Some(key), fut)
-            .await
-    }
-
-    async fn scan_opts(&self, collection: &str, opts: ScanOptions) -> Result<ScanPage> {
-        let fut = self.inner.scan_opts(collection, opts);
-        self.run(Operation::Scan, Some(collection), None, fut).await
-    }
-
-    async fn collections_opts(&self, opts: CollectionsOptions) -> Result<Vec<String>> {
-        let fut = self.inner.collections_opts(opts);
-        self.run(Operation::Collections, None, None, fut).await
-    }
-
-    async fn clear_opts(&self, collection: &str, opts: ClearOptions) -> Result<u64> {
-        let fut = self.inner.clear_opts(collection, opts);
-        self.run(Operation::Clear, Some(collection), None, fut)
-            .await
-    }
-
-    async fn destroy_opts(&self, opts: DestroyOptions) -> Result<()> {
-        let fut = self.inner.destroy_opts(opts);
-        self.run(Operation::Destroy, None, None, fut).await
-    }
-
-    async fn cull_opts(&self, opts: CullOptions) -> Result<u64> {
-        let fut = self.inner.cull_opts(opts);
-        self.run(Operation::Cull, None, None, fut).await
-    }
-
-    async fn close(&self) -> Result<()> {
-        let fut = self.inner.close();
-        self.run(Operation::Close, None, None, fut).await
-    }
-
-    fn info(&self) -> &StoreInfo {
-        self.inner.info()
-    }
-}
+around!(Timeout { get_opts, get_many_opts, put_opts, put_many_opts, delete_opts, delete_many_opts, ttl_opts, scan_opts, collections_opts, clear_opts, destroy_opts, cull_opts, close } forward { info });
 
 #[cfg(test)]
 mod tests {
@@ -210,6 +102,7 @@ mod tests {
     use crate::StoreLayerExt;
     use crate::testutil::Flaky;
     use kv_core::KvStoreExt;
+    use kv_core::Operation;
 
     // Paused time: the runtime jumps to the deadline as soon as every task is idle, so the
     // test waits for nothing and has no timing threshold.
