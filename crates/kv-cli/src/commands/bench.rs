@@ -5,6 +5,10 @@
 //! share the store handle and split the phase's operations; every operation's latency is
 //! measured with `Instant` around the one store call (key lists are built outside the timed
 //! section), and ops/s is the phase's operation count over its wall time.
+//!
+//! `--only` measures a subset of the kinds (a scaling sweep wants get and put alone); a kind
+//! that reads the benchmark's keys still gets them written first, by a put phase that is run
+//! but not reported.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -58,6 +62,15 @@ impl Op {
             Op::Scan => "scan",
             Op::Delete => "delete",
         }
+    }
+
+    fn from_name(name: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|op| op.name() == name)
+    }
+
+    /// True if the kind needs the keys the put phase writes (it reads or deletes them).
+    fn reads_keys(self) -> bool {
+        matches!(self, Op::Get | Op::GetMany | Op::Scan | Op::Delete)
     }
 
     /// Keys one operation touches.
@@ -146,15 +159,51 @@ pub async fn run(store: &Store, args: BenchArgs, out: &mut Out) -> CliResult {
     Ok(())
 }
 
+/// The phases to run, in order, each with whether it is reported: every kind without
+/// `--only`; else the listed kinds, preceded by an unreported put when one of them reads
+/// the keys put writes and put is not listed.
+fn plan(only: &[String]) -> CliResult<Vec<(Op, bool)>> {
+    if only.is_empty() {
+        return Ok(Op::ALL.into_iter().map(|op| (op, true)).collect());
+    }
+    let mut wanted = Vec::new();
+    for name in only {
+        let op = Op::from_name(name.trim()).ok_or_else(|| {
+            let names: Vec<&str> = Op::ALL.into_iter().map(Op::name).collect();
+            CliError::new(format!(
+                "unknown operation kind {name:?} in --only (expected one of: {})",
+                names.join(", ")
+            ))
+        })?;
+        wanted.push(op);
+    }
+    let prefill = !wanted.contains(&Op::Put) && wanted.iter().any(|op| op.reads_keys());
+    Ok(Op::ALL
+        .into_iter()
+        .filter_map(|op| {
+            if wanted.contains(&op) {
+                Some((op, true))
+            } else if op == Op::Put && prefill {
+                Some((op, false))
+            } else {
+                None
+            }
+        })
+        .collect())
+}
+
 async fn run_phases(ctx: &Arc<Ctx>, args: &BenchArgs, out: &mut Out) -> CliResult {
     let cap = ctx.store.info().capability;
-    for op in Op::ALL {
+    for (op, report) in plan(&args.only)? {
         if op == Op::Scan && !cap.scan {
             continue;
         }
         let row = phase(ctx, op, args).await?;
         if ctx.stop.load(Ordering::Relaxed) {
             return Err(CliError::interrupted());
+        }
+        if !report {
+            continue;
         }
         if args.json {
             let line = serde_json::to_string(&row)
@@ -352,6 +401,44 @@ mod tests {
         }
         assert_eq!(make_value(1), Bytes::from_static(b"0"));
         assert!(make_value(0).is_empty());
+    }
+
+    fn names(only: &[&str]) -> Vec<(&'static str, bool)> {
+        let only: Vec<String> = only.iter().map(|s| (*s).to_owned()).collect();
+        plan(&only)
+            .unwrap()
+            .into_iter()
+            .map(|(op, report)| (op.name(), report))
+            .collect()
+    }
+
+    #[test]
+    fn plan_runs_every_kind_without_only() {
+        let all: Vec<(&str, bool)> = Op::ALL.into_iter().map(|op| (op.name(), true)).collect();
+        assert_eq!(names(&[]), all);
+    }
+
+    #[test]
+    fn plan_keeps_the_fixed_order_and_prefills_readers() {
+        assert_eq!(names(&["get", "put"]), [("put", true), ("get", true)]);
+        assert_eq!(names(&["get"]), [("put", false), ("get", true)]);
+        assert_eq!(
+            names(&["delete", " scan"]),
+            [("put", false), ("scan", true), ("delete", true)]
+        );
+        // put_many writes its own keys: no pre-fill.
+        assert_eq!(names(&["put_many"]), [("put_many", true)]);
+        assert_eq!(names(&["put"]), [("put", true)]);
+    }
+
+    #[test]
+    fn plan_rejects_unknown_kinds() {
+        let err = plan(&["get".to_owned(), "gett".to_owned()]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("\"gett\"") && text.contains("get_many"),
+            "{text}"
+        );
     }
 
     #[test]
