@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Some("bench-engines") => {
             bench_engine::run(CRITERION_DIR, BENCHMARKS_DOC, &services::test_env())
         }
+        Some("bench-scaling") => bench_scaling::main(&args[1..]),
         Some("crash") => crash::main(&args[1..]),
         Some("install") => sysdeps::install(),
         Some("services") => services::main(&args[1..]),
@@ -64,6 +65,9 @@ fn print_help() {
          the same servers, and rewrite the tables of BENCHMARKS.md\n  \
          bench-report  only rewrite BENCHMARKS.md from the last results in target/criterion\n  \
          bench-engines only run redis-benchmark and pgbench and rewrite their table\n  \
+         bench-scaling [--stores a,b] [--quick] [--report-only]\n                \
+         throughput and p99 by concurrency and value size per store, PNG plots in\n                \
+         docs/bench/, its section of BENCHMARKS.md (`cargo xtask bench-scaling help`)\n  \
          crash STORE|all [--rounds N] [--seed S] [--keep]\n                \
          kill a writer with SIGKILL at random moments, reopen, check every\n                \
          acknowledged write (RELIABILITY.md); --self-test [STORE] checks the checker\n  \
@@ -232,6 +236,7 @@ mod bench_date_tests {
 
 mod bench_engine;
 mod bench_report;
+mod bench_scaling;
 mod crash;
 mod services;
 mod sysdeps;
