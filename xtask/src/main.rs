@@ -5,6 +5,7 @@
 //! cargo xtask lint     cargo fmt --check and cargo clippy --all-targets -D warnings
 //! cargo xtask ci       what CI runs: lint, then test, strictly (CI=true)
 //! cargo xtask bench    the criterion benchmarks and the engines' own tools (BENCHMARKS.md)
+//! cargo xtask bench-peers  kv against its Python peers, same work (BENCHMARKS.md)
 //! cargo xtask crash    SIGKILL crash test of a durable store (RELIABILITY.md)
 //! cargo xtask services install | up | down | status | env   the test servers (services.rs)
 //! ```
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         Some("bench-engines") => {
             bench_engine::run(CRITERION_DIR, BENCHMARKS_DOC, &services::test_env())
         }
+        Some("bench-peers") => bench_peers::run(&args[1..], &services::test_env()),
         Some("bench-scaling") => bench_scaling::main(&args[1..]),
         Some("crash") => crash::main(&args[1..]),
         Some("install") => sysdeps::install(),
@@ -65,6 +67,9 @@ fn print_help() {
          the same servers, and rewrite the tables of BENCHMARKS.md\n  \
          bench-report  only rewrite BENCHMARKS.md from the last results in target/criterion\n  \
          bench-engines only run redis-benchmark and pgbench and rewrite their table\n  \
+         bench-peers [--quick] [STORE...]\n                \
+         kv against py-key-value-aio and spoonbill doing the same work (pip\n                \
+         installs them into a venv); rewrites their table of BENCHMARKS.md\n  \
          bench-scaling [--stores a,b] [--quick] [--report-only]\n                \
          throughput and p99 by concurrency and value size per store, PNG plots in\n                \
          docs/bench/, its section of BENCHMARKS.md (`cargo xtask bench-scaling help`)\n  \
@@ -235,6 +240,7 @@ mod bench_date_tests {
 }
 
 mod bench_engine;
+mod bench_peers;
 mod bench_report;
 mod bench_scaling;
 mod crash;
