@@ -742,8 +742,8 @@ fn render(
         "- Work: N puts, then N gets of the same N keys, {VALUE_SIZE}-byte values (kv: a JSON \
          string; the peers: `{{\"v\": \"xx…\"}}`, whose JSON text is {VALUE_SIZE} bytes); ops/s \
          = N ÷ the phase's wall time. py-key-value: `asyncio.gather` of 1 or 64 tasks on the \
-         default event loop; spoonbill: one synchronous loop. kv: `kv bench URL --ops N \
-         --concurrency C --value-size {VALUE_SIZE}`, median of 3–5 runs."
+         default event loop; spoonbill: one synchronous loop. kv: `kv --store URL bench \
+         --only put,get --ops N --concurrency C --value-size {VALUE_SIZE}`, median of 3–5 runs."
     );
     let _ = writeln!(s, "- Load (`uptime`) before: `{load_before}`");
     let _ = writeln!(s, "- Load (`uptime`) after: `{load_after}`\n");
