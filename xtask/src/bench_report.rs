@@ -10,7 +10,7 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const START: &str = "<!-- bench-tables:start -->";
 const END: &str = "<!-- bench-tables:end -->";
@@ -30,6 +30,43 @@ pub struct Run {
     pub date: String,
 }
 
+/// The file (in the notes directory) that keeps the last run's [`Run`], so that
+/// `bench-report` renders its results exactly as `bench` did.
+const RUN_FILE: &str = "run.txt";
+
+impl Run {
+    /// Keeps this run's facts next to its notes.
+    pub fn save(&self, criterion_dir: &str) -> Result<(), String> {
+        let started = self
+            .started
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let path = Path::new(criterion_dir).join(NOTES_DIR).join(RUN_FILE);
+        let text = format!(
+            "{started}\n{}\n{}\n{}\n",
+            self.load_before, self.load_after, self.date
+        );
+        fs::create_dir_all(Path::new(criterion_dir).join(NOTES_DIR))
+            .and_then(|()| fs::write(&path, text))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+
+    /// The last run's facts, if `bench` left them.
+    pub fn load(criterion_dir: &str) -> Option<Run> {
+        let text =
+            fs::read_to_string(Path::new(criterion_dir).join(NOTES_DIR).join(RUN_FILE)).ok()?;
+        let mut lines = text.lines();
+        let secs: u64 = lines.next()?.parse().ok()?;
+        Some(Run {
+            // Whole seconds, rounded down: results written in the run's first second stay in.
+            started: UNIX_EPOCH + Duration::from_secs(secs),
+            load_before: lines.next()?.to_owned(),
+            load_after: lines.next()?.to_owned(),
+            date: lines.next()?.to_owned(),
+        })
+    }
+}
+
 /// Rewrites the section between `start` and `end` of `doc` with `body`.
 pub fn replace_section(doc: &str, start: &str, end: &str, body: &str) -> Result<(), String> {
     let text = fs::read_to_string(doc).map_err(|e| format!("cannot read {doc}: {e}"))?;
@@ -43,8 +80,14 @@ pub fn replace_section(doc: &str, start: &str, end: &str, body: &str) -> Result<
     fs::write(doc, updated).map_err(|e| format!("cannot write {doc}: {e}"))
 }
 
+/// Rewrites the tables of `doc` from the results in `criterion_dir`: those of `run`, or of the
+/// last run `bench` recorded (everything there is, if none).
 pub fn update(criterion_dir: &str, doc: &str, run: Option<&Run>) -> Result<(), String> {
-    let tables = render(Path::new(criterion_dir), run)?;
+    let saved = match run {
+        Some(_) => None,
+        None => Run::load(criterion_dir),
+    };
+    let tables = render(Path::new(criterion_dir), run.or(saved.as_ref()))?;
     replace_section(doc, START, END, &tables)?;
     eprintln!("xtask: bench: tables of {doc} updated");
     print!("{tables}");
@@ -203,25 +246,43 @@ fn render(dir: &Path, run: Option<&Run>) -> Result<String, String> {
     Ok(out)
 }
 
+/// The contenders that get a column of their own in the summary (when present); the other
+/// benchmarks of a group are listed in its last cell.
+const SUMMARY_COLUMNS: &[&str] = &["kv_static", "kv_dyn", "kv_static_in_tokio"];
+
 /// One line per group: the baseline's median and each other benchmark's ratio to it.
 fn summary(groups: &[Group]) -> String {
-    let mut columns: Vec<&str> = Vec::new();
-    for g in groups {
-        for b in &g.benches {
-            if !b.name.starts_with("baseline") && !columns.contains(&b.name.as_str()) {
-                columns.push(&b.name);
-            }
-        }
-    }
+    let columns: Vec<&str> = SUMMARY_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| {
+            groups
+                .iter()
+                .any(|g| g.benches.iter().any(|b| b.name == *c))
+        })
+        .collect();
+    let is_other =
+        |b: &Bench| !b.name.starts_with("baseline") && !columns.contains(&b.name.as_str());
+    let others = groups.iter().any(|g| g.benches.iter().any(is_other));
     let mut out = String::from("\n| group | baseline | baseline median |");
     for c in &columns {
         out.push_str(&format!(" {c} |"));
     }
+    if others {
+        out.push_str(" others |");
+    }
     out.push_str("\n|---|---|---:|");
     out.push_str(&"---:|".repeat(columns.len()));
+    if others {
+        out.push_str("---|");
+    }
     out.push('\n');
     for g in groups {
         let base = g.baseline();
+        let ratio = |b: &Bench| match base {
+            Some(base) if base.median_ns > 0.0 => format!("{:.2}×", b.median_ns / base.median_ns),
+            _ => human(b.median_ns),
+        };
         out.push_str(&format!(
             "| {} | {} | {} |",
             g.name,
@@ -229,12 +290,24 @@ fn summary(groups: &[Group]) -> String {
             base.map_or("–".to_owned(), |b| human(b.median_ns))
         ));
         for c in &columns {
-            let cell = match (g.benches.iter().find(|b| b.name == *c), base) {
-                (Some(b), Some(base)) if base.median_ns > 0.0 => {
-                    format!("{:.2}×", b.median_ns / base.median_ns)
-                }
-                (Some(b), _) => human(b.median_ns),
-                (None, _) => "–".to_owned(),
+            let cell = g
+                .benches
+                .iter()
+                .find(|b| b.name == *c)
+                .map_or("–".to_owned(), ratio);
+            out.push_str(&format!(" {cell} |"));
+        }
+        if others {
+            let cell: Vec<String> = g
+                .benches
+                .iter()
+                .filter(|b| is_other(b))
+                .map(|b| format!("{} {}", b.name, ratio(b)))
+                .collect();
+            let cell = if cell.is_empty() {
+                "–".to_owned()
+            } else {
+                cell.join(", ")
             };
             out.push_str(&format!(" {cell} |"));
         }
@@ -400,8 +473,14 @@ mod tests {
             load_after: "2.00 1.00 1.00".into(),
             date: "2026-12-01".into(),
         };
+        write("a_get", "layer_x", 2_000.0, Some(1));
         let out = render(&dir, Some(&run)).unwrap();
+        run.save(dir.to_str().unwrap()).unwrap();
+        let loaded = Run::load(dir.to_str().unwrap()).unwrap();
         fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(loaded.date, "2026-12-01");
+        assert_eq!(loaded.load_after, "2.00 1.00 1.00");
+        assert!(loaded.started <= started);
         assert!(
             out.contains("| a_get | baseline_raw | 1.00 µs | 1.50× | – |"),
             "{out}"

@@ -195,6 +195,7 @@ fn bench(extra: &[String]) -> Result<(), String> {
         load_after: load_average(),
         date: today(),
     };
+    info.save(CRITERION_DIR)?;
     bench_report::update(CRITERION_DIR, BENCHMARKS_DOC, Some(&info))
 }
 
