@@ -190,6 +190,7 @@ Examples:
   kv bench
   kv --store memory:// bench --ops 100000 --concurrency 4
   kv bench --only get --value-size 1024
+  kv bench --only put,get --duration 2 --ops 1000
   kv bench --ops 1000 --json | jq .ops_per_sec"
     )]
     Bench(BenchArgs),
@@ -341,6 +342,11 @@ pub struct BenchArgs {
     /// when put is not listed.
     #[arg(long, value_name = "OPS", value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Run each phase for this long instead of a fixed count: it makes at least one pass over
+    /// the --ops keys, then cycles over them until SECS have passed (puts then overwrite,
+    /// deletes then miss), up to 10 000 000 operations.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
 }
 
 /// Arguments of `kv info`.

@@ -8,7 +8,10 @@
 //!
 //! `--only` measures a subset of the kinds (a scaling sweep wants get and put alone); a kind
 //! that reads the benchmark's keys still gets them written first, by a put phase that is run
-//! but not reported.
+//! but not reported. `--duration` makes every phase last about as long whatever the store's
+//! speed: a phase makes one pass over the keys, then cycles over them until the time is up —
+//! a fixed count would make a fast phase (a disk store's get) last milliseconds when a slow
+//! one (its durable put) lasts seconds.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -31,6 +34,12 @@ use crate::progress;
 
 /// Keys per `get_many`/`put_many` operation and per scan page.
 const BATCH: usize = 100;
+
+/// Operations a `--duration` phase runs at most: every latency is kept in memory.
+const MAX_TIMED_OPS: u64 = 10_000_000;
+
+/// The longest `--duration`, in seconds.
+const MAX_DURATION_SECS: f64 = 3600.0;
 
 /// The operation kinds, in the order they run (each needs the keys the previous wrote).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +98,8 @@ struct Ctx {
     keys: Vec<String>,
     value: Bytes,
     concurrency: u64,
+    /// `--duration`: how long each phase runs after its first pass over the keys.
+    duration: Option<Duration>,
     /// Set on Ctrl-C: every task ends after its current operation.
     stop: AtomicBool,
 }
@@ -108,14 +119,20 @@ struct Row {
 
 /// `kv bench`.
 pub async fn run(store: &Store, args: BenchArgs, out: &mut Out) -> CliResult {
+    let duration = args.duration.map(phase_duration).transpose()?;
+    let kinds = plan(&args.only)?;
     let collection = format!("kv-bench-{}-{:08x}", std::process::id(), random_u32());
     if !args.json {
         let info = store.info();
+        let amount = match args.duration {
+            Some(secs) => format!("{secs} s per kind over {} keys", args.ops),
+            None => format!("{} ops per kind", args.ops),
+        };
         write_line(
             out,
             &format!(
-                "kv bench: {} ({}), {} ops per kind, concurrency {}, {}-byte values",
-                info.kind, info.location, args.ops, args.concurrency, args.value_size
+                "kv bench: {} ({}), {amount}, concurrency {}, {}-byte values",
+                info.kind, info.location, args.concurrency, args.value_size
             ),
         )?;
         write_line(
@@ -132,13 +149,14 @@ pub async fn run(store: &Store, args: BenchArgs, out: &mut Out) -> CliResult {
         keys: (0..args.ops).map(|i| format!("key-{i:09}")).collect(),
         value: make_value(args.value_size),
         concurrency: args.concurrency,
+        duration,
         stop: AtomicBool::new(false),
     });
     // Ctrl-C asks the tasks to stop after their current operation and waits for them, so no
     // write lands after the collection is cleared below (an aborted task's write could still
     // be running on the blocking pool). `biased`: the handler is installed before the
     // benchmark starts.
-    let phases = run_phases(&ctx, &args, out);
+    let phases = run_phases(&ctx, &args, &kinds, out);
     tokio::pin!(phases);
     let outcome = tokio::select! {
         biased;
@@ -192,9 +210,14 @@ fn plan(only: &[String]) -> CliResult<Vec<(Op, bool)>> {
         .collect())
 }
 
-async fn run_phases(ctx: &Arc<Ctx>, args: &BenchArgs, out: &mut Out) -> CliResult {
+async fn run_phases(
+    ctx: &Arc<Ctx>,
+    args: &BenchArgs,
+    phases: &[(Op, bool)],
+    out: &mut Out,
+) -> CliResult {
     let cap = ctx.store.info().capability;
-    for (op, report) in plan(&args.only)? {
+    for &(op, report) in phases {
         if op == Op::Scan && !cap.scan {
             continue;
         }
@@ -227,16 +250,25 @@ async fn run_phases(ctx: &Arc<Ctx>, args: &BenchArgs, out: &mut Out) -> CliResul
 /// Runs one operation kind with `concurrency` tasks and measures it.
 async fn phase(ctx: &Arc<Ctx>, op: Op, args: &BenchArgs) -> CliResult<Row> {
     let keys = ctx.keys.len();
-    let total = keys.div_ceil(op.keys_per_op()) as u64;
-    let pb = progress::bar(total, op.name());
+    // One pass over the keys: the count without --duration, the least with it.
+    let pass = keys.div_ceil(op.keys_per_op()) as u64;
+    let pb = match ctx.duration {
+        // The number of operations is not known in advance.
+        Some(_) => ProgressBar::hidden(),
+        None => progress::bar(pass, op.name()),
+    };
     let mut tasks = JoinSet::new();
     let started = Instant::now();
-    for task in 0..ctx.concurrency.min(total) {
+    let limit = Limit {
+        pass,
+        deadline: ctx.duration.map(|d| started + d),
+    };
+    for task in 0..ctx.concurrency.min(pass) {
         let ctx = Arc::clone(ctx);
         let pb = pb.clone();
-        tasks.spawn(async move { run_task(&ctx, op, task, total, &pb).await });
+        tasks.spawn(async move { run_task(&ctx, op, task, limit, &pb).await });
     }
-    let mut latencies = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    let mut latencies = Vec::with_capacity(usize::try_from(pass).unwrap_or(0));
     while let Some(joined) = tasks.join_next().await {
         let mine = joined
             .map_err(|e| CliError::new(format!("benchmark task failed: {e}")))?
@@ -246,54 +278,89 @@ async fn phase(ctx: &Arc<Ctx>, op: Op, args: &BenchArgs) -> CliResult<Row> {
     let wall = started.elapsed();
     pb.finish_and_clear();
     latencies.sort_unstable();
+    let ops = latencies.len() as u64;
     Ok(Row {
         op: op.name(),
-        ops_per_sec: round1(total as f64 / wall.as_secs_f64().max(1e-9)),
+        ops_per_sec: round1(ops as f64 / wall.as_secs_f64().max(1e-9)),
         p50_us: round1(micros(percentile(&latencies, 0.50))),
         p99_us: round1(micros(percentile(&latencies, 0.99))),
-        ops: total,
+        ops,
         keys_per_op: op.keys_per_op(),
         concurrency: args.concurrency,
         value_size: args.value_size,
     })
 }
 
-/// One task's share of a phase: operations `task`, `task + C`, `task + 2C`, ...
+/// When a phase ends.
+#[derive(Clone, Copy)]
+struct Limit {
+    /// Operations in one pass over the keys.
+    pass: u64,
+    /// `--duration`: after the first pass, go on until then (at most `MAX_TIMED_OPS`).
+    deadline: Option<Instant>,
+}
+
+impl Limit {
+    /// True if operation number `i` (counted over all tasks) is to run, `now` being the end
+    /// of the task's previous operation.
+    fn runs(&self, i: u64, now: Instant) -> bool {
+        match self.deadline {
+            None => i < self.pass,
+            Some(deadline) => i < self.pass || (now < deadline && i < MAX_TIMED_OPS),
+        }
+    }
+}
+
+/// The `--duration` of a phase, checked.
+fn phase_duration(secs: f64) -> CliResult<Duration> {
+    if secs.is_finite() && secs > 0.0 && secs <= MAX_DURATION_SECS {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(CliError::new(format!(
+            "--duration must be a number of seconds above 0 and at most {MAX_DURATION_SECS}"
+        )))
+    }
+}
+
+/// One task's share of a phase: operations `task`, `task + C`, `task + 2C`, ..., over the
+/// keys (or batches) `i % pass`.
 async fn run_task(
     ctx: &Ctx,
     op: Op,
     task: u64,
-    total: u64,
+    limit: Limit,
     pb: &ProgressBar,
 ) -> kv::Result<Vec<Duration>> {
     let mut latencies = Vec::new();
     let mut cursor: Option<Cursor> = None;
     let (store, c) = (&ctx.store, ctx.collection.as_str());
     let mut i = task;
-    while i < total && !ctx.stop.load(Ordering::Relaxed) {
-        let at = usize::try_from(i).unwrap_or(usize::MAX);
-        let elapsed = match op {
+    let mut now = Instant::now();
+    while limit.runs(i, now) && !ctx.stop.load(Ordering::Relaxed) {
+        let at = usize::try_from(i % limit.pass.max(1)).unwrap_or(usize::MAX);
+        // (start, end) of the one store call.
+        let (start, end) = match op {
             Op::Put => {
                 let key = &ctx.keys[at];
                 let t = Instant::now();
                 store
                     .put_opts(c, key, ctx.value.clone(), PutOptions::default())
                     .await?;
-                t.elapsed()
+                (t, Instant::now())
             }
             Op::Get => {
                 let t = Instant::now();
                 store
                     .get_opts(c, &ctx.keys[at], GetOptions::default())
                     .await?;
-                t.elapsed()
+                (t, Instant::now())
             }
             Op::Delete => {
                 let t = Instant::now();
                 store
                     .delete_opts(c, &ctx.keys[at], DeleteOptions::default())
                     .await?;
-                t.elapsed()
+                (t, Instant::now())
             }
             Op::GetMany => {
                 let batch = batch_keys(&ctx.keys, at);
@@ -301,7 +368,7 @@ async fn run_task(
                 store
                     .get_many_opts(c, &batch, GetOptions::default())
                     .await?;
-                t.elapsed()
+                (t, Instant::now())
             }
             Op::PutMany => {
                 let batch: Vec<(&str, Bytes)> = batch_keys(&ctx.keys, at)
@@ -312,7 +379,7 @@ async fn run_task(
                 store
                     .put_many_opts(c, &batch, PutManyOptions::default())
                     .await?;
-                t.elapsed()
+                (t, Instant::now())
             }
             Op::Scan => {
                 // Every task pages through the collection from the start, again and again.
@@ -321,12 +388,13 @@ async fn run_task(
                     .with_cursor(cursor.take());
                 let t = Instant::now();
                 let page = store.scan_opts(c, opts).await?;
-                let elapsed = t.elapsed();
+                let end = Instant::now();
                 cursor = page.cursor;
-                elapsed
+                (t, end)
             }
         };
-        latencies.push(elapsed);
+        latencies.push(end - start);
+        now = end;
         pb.inc(1);
         i += ctx.concurrency;
     }
@@ -439,6 +507,33 @@ mod tests {
             text.contains("\"gett\"") && text.contains("get_many"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_count_runs_one_pass_a_duration_at_least_one() {
+        let t0 = Instant::now();
+        let counted = Limit {
+            pass: 10,
+            deadline: None,
+        };
+        assert!(counted.runs(9, t0) && !counted.runs(10, t0));
+        let timed = Limit {
+            pass: 10,
+            deadline: Some(t0 + Duration::from_secs(1)),
+        };
+        // The first pass completes even after the deadline; then the deadline rules.
+        let late = t0 + Duration::from_secs(2);
+        assert!(timed.runs(9, late) && !timed.runs(10, late));
+        assert!(timed.runs(10, t0) && timed.runs(MAX_TIMED_OPS - 1, t0));
+        assert!(!timed.runs(MAX_TIMED_OPS, t0));
+    }
+
+    #[test]
+    fn durations_are_checked() {
+        assert_eq!(phase_duration(0.5).unwrap(), Duration::from_millis(500));
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, MAX_DURATION_SECS + 1.0] {
+            assert!(phase_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
