@@ -458,6 +458,28 @@ impl LmdbStore {
         })
     }
 
+    /// Runs a read on the calling thread, like the disk store: an LMDB read is a lock-free
+    /// lookup in the memory map (a page fault at worst), so handing it to the blocking pool
+    /// would cost ten times the read itself (measured: 10.7 µs vs 1.1 µs per get inside
+    /// Tokio). Writes, which wait for the disk, still go to the blocking pool.
+    fn run_read<T, F>(
+        &self,
+        op: Operation,
+        collection: Option<&str>,
+        key: Option<&str>,
+        body: F,
+    ) -> impl Future<Output = Result<T>> + Send + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Shared) -> Result<T> + Send + 'static,
+    {
+        let result = self
+            .open_shared(op)
+            .and_then(|s| body(&s))
+            .map_err(|e| e.with_context(STORE, op, collection, key));
+        std::future::ready(result)
+    }
+
     fn resolve(&self, collection: &str) -> String {
         self.inner.info.resolve(collection).to_owned()
     }
@@ -916,7 +938,7 @@ impl KvStore for LmdbStore {
     ) -> impl Future<Output = Result<Option<Entry>>> + Send {
         let comp = format::composite(self.inner.info.resolve(collection), key);
         let name = self.inner.info.resolve(collection);
-        self.run(Operation::Get, Some(name), Some(key), move |s| {
+        self.run_read(Operation::Get, Some(name), Some(key), move |s| {
             let now = Timestamp::now();
             s.read(|txn, s| match lookup(s, txn, &comp)? {
                 Some(env_bytes) => Ok(read_entry(env_bytes, now)?),
@@ -936,7 +958,7 @@ impl KvStore for LmdbStore {
             .iter()
             .map(|k| ((*k).to_owned(), format::composite(name, k)))
             .collect();
-        self.run(Operation::GetMany, Some(name), None, move |s| {
+        self.run_read(Operation::GetMany, Some(name), None, move |s| {
             if comps.is_empty() {
                 return Ok(Vec::new());
             }
@@ -1098,7 +1120,7 @@ impl KvStore for LmdbStore {
     ) -> impl Future<Output = Result<Option<Ttl>>> + Send {
         let name = self.inner.info.resolve(collection);
         let comp = format::composite(name, key);
-        self.run(Operation::Ttl, Some(name), Some(key), move |s| {
+        self.run_read(Operation::Ttl, Some(name), Some(key), move |s| {
             let now = Timestamp::now();
             s.read(|txn, s| {
                 let Some(env_bytes) = lookup(s, txn, &comp)? else {
@@ -1122,7 +1144,7 @@ impl KvStore for LmdbStore {
         opts: ScanOptions,
     ) -> impl Future<Output = Result<ScanPage>> + Send {
         let c = self.resolve(collection);
-        self.run(
+        self.run_read(
             Operation::Scan,
             Some(self.inner.info.resolve(collection)),
             None,
@@ -1134,7 +1156,7 @@ impl KvStore for LmdbStore {
         &self,
         _: CollectionsOptions,
     ) -> impl Future<Output = Result<Vec<String>>> + Send {
-        self.run(Operation::Collections, None, None, collections_in)
+        self.run_read(Operation::Collections, None, None, collections_in)
     }
 
     fn clear_opts(
