@@ -82,11 +82,45 @@ pub fn namespace_prefix(namespace: &str) -> String {
 
 /// The prefix every key of the collection starts with (native layout): the hash tag.
 pub fn collection_prefix(namespace: &str, collection: &str) -> String {
-    format!(
-        "{{{}:{}}}",
-        escape_tag_part(namespace),
-        escape_tag_part(collection)
-    )
+    let mut out = Vec::with_capacity(namespace.len() + collection.len() + 3);
+    push_tag(&mut out, namespace, collection);
+    // Only ASCII escapes were added to UTF-8 input.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The Redis key of an entry (native layout): the collection's hash tag, then the key — built
+/// in one allocation, as it is on every operation's hot path.
+///
+/// ```
+/// use kv_store_redis::format::{collection_prefix, native_key};
+/// assert_eq!(native_key("kv", "users", "alice"), b"{kv:users}alice");
+/// assert_eq!(native_key("kv", "a:b", "k"), [collection_prefix("kv", "a:b").as_bytes(), b"k"].concat());
+/// ```
+pub fn native_key(namespace: &str, collection: &str, key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(namespace.len() + collection.len() + key.len() + 3);
+    push_tag(&mut out, namespace, collection);
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+fn push_tag(out: &mut Vec<u8>, namespace: &str, collection: &str) {
+    out.push(b'{');
+    push_escaped(out, namespace);
+    out.push(b':');
+    push_escaped(out, collection);
+    out.push(b'}');
+}
+
+fn push_escaped(out: &mut Vec<u8>, s: &str) {
+    for &b in s.as_bytes() {
+        match b {
+            b'%' => out.extend_from_slice(b"%25"),
+            b'{' => out.extend_from_slice(b"%7B"),
+            b'}' => out.extend_from_slice(b"%7D"),
+            b':' => out.extend_from_slice(b"%3A"),
+            b => out.push(b),
+        }
+    }
 }
 
 /// The collection of a native key, given the namespace prefix.

@@ -109,3 +109,62 @@ fn server_killed_and_restarted_mid_workload() {
         drop(server);
     });
 }
+
+/// A server that stops answering (SIGSTOP: the connection stays open, nothing comes back):
+/// every kind of operation ends with a temporary `Timeout` error instead of waiting forever —
+/// single-command operations through the client's response timeout, scans through the
+/// store's own deadline — and the store serves again once the server continues.
+#[test]
+fn a_silent_server_times_out() {
+    let Some((server_bin, _)) = support::binaries("faults::a_silent_server_times_out") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = support::free_port(false);
+    let mut server = support::Server::start(&server_bin, dir.path(), port, &[]);
+    let pid = server.child.as_ref().expect("running").id().to_string();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let url = format!("redis://127.0.0.1:{port}?timeout_ms=300&namespace=silent");
+        let store = RedisStore::connect(&url).await.expect("connect");
+        store.put("c", "k", &1).await.expect("put before");
+        signal("-STOP");
+        let results = [
+            store.get::<u64>("c", "k").await.map(|_| ()),
+            store.put("c", "k", &2).await,
+            store.delete("c", "k").await.map(|_| ()),
+            store.get_many::<u64>("c", &["k", "j"]).await.map(|_| ()),
+            store.put_if_absent("c", "new", &3).await.map(|_| ()),
+            store.len("c").await.map(|_| ()),
+        ];
+        signal("-CONT");
+        for (i, r) in results.into_iter().enumerate() {
+            let e = r.expect_err("the server was stopped");
+            assert_eq!(e.kind(), kv_core::ErrorKind::Timeout, "operation {i}: {e}");
+            assert!(e.is_temporary(), "operation {i}: {e}");
+        }
+        // Back: the same handle works again (after the replies queued during the stop drain).
+        let mut served = false;
+        for _ in 0..50 {
+            if store.put("c", "after", &4).await.is_ok() {
+                served = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(served, "the store did not serve again after SIGCONT");
+        store.destroy().await.expect("destroy");
+    });
+    server.kill();
+}
