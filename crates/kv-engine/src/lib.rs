@@ -9,4 +9,4 @@ pub mod testing;
 pub mod url;
 mod worker;
 
-pub use worker::{Core, Engine, Reply, State, Visit, WriteOp};
+pub use worker::{Core, Engine, Reader, Reply, State, Visit, WriteOp};

@@ -32,6 +32,10 @@ pub type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<bool>;
 /// One write of a batch: `Some(value)` puts, `None` deletes.
 pub type WriteOp = (Vec<u8>, Option<Vec<u8>>);
 
+/// A read that bypasses the worker thread (see [`Engine::reader`]): the value under a key, or
+/// `None` once the engine is closed.
+pub type Reader = std::sync::Arc<dyn Fn(&[u8]) -> Option<Result<Option<Vec<u8>>>> + Send + Sync>;
+
 /// What the core needs from an engine.
 pub trait Engine: 'static {
     /// True if [`range`](Engine::range) visits keys in ascending byte order.
@@ -50,6 +54,16 @@ pub trait Engine: 'static {
 
     /// Flushes and releases the engine's files and locks.
     fn close(&mut self) -> Result<()>;
+
+    /// For engines whose handle reads safely from any thread while the worker writes
+    /// (RocksDB): a reader that `get`, `get_many` and `ttl` call on the caller's thread,
+    /// sparing them two thread hand-offs (measured at 5.5 µs per RocksDB get, twice the read).
+    /// It must not keep the engine open after [`close`](Engine::close) (hold a `Weak`), and
+    /// must see every write the worker has committed. The default sends reads through the
+    /// worker like everything else.
+    fn reader(&self) -> Option<Reader> {
+        None
+    }
 }
 
 /// The engine and the version counter, owned by the worker thread.
@@ -70,6 +84,7 @@ type Job<E> = Box<dyn FnOnce(&mut Option<State<E>>) + Send>;
 /// the engine, and waits for that: the files and locks are released when the drop returns.
 pub struct Core<E: Engine> {
     store: &'static str,
+    reader: Option<Reader>,
     /// The longest collection name and key accepted (UTF-8 bytes), if the engine limits them.
     limits: (Option<usize>, Option<usize>),
     /// `None` only while dropping.
@@ -107,7 +122,7 @@ impl<E: Engine> Core<E> {
         opener: impl FnOnce() -> Result<E> + Send + 'static,
     ) -> Result<Self> {
         let (tx, rx) = mpsc::channel::<Job<E>>();
-        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<()>>(1);
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<Option<Reader>>>(1);
         let thread = std::thread::Builder::new()
             .name(format!("kv-{store}"))
             .spawn(move || {
@@ -134,7 +149,7 @@ impl<E: Engine> Core<E> {
                 });
                 let mut state = match opened {
                     Ok(state) => {
-                        let _ = ready_tx.send(Ok(()));
+                        let _ = ready_tx.send(Ok(state.engine.reader()));
                         Some(state)
                     }
                     Err(e) => {
@@ -158,8 +173,9 @@ impl<E: Engine> Core<E> {
                 )
             })?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Core {
+            Ok(Ok(reader)) => Ok(Core {
                 store,
+                reader,
                 limits: (None, None),
                 tx: Some(tx),
                 thread: Some(thread),
@@ -197,6 +213,7 @@ impl<E: Engine> Core<E> {
             collection: collection.map(str::to_owned),
             key: key.map(str::to_owned),
             if_stopped: Ok(None),
+            ready: None,
         }
     }
 
@@ -256,6 +273,13 @@ impl<E: Engine> Core<E> {
     pub fn get(&self, collection: &str, key: &str) -> Reply<Option<Entry>> {
         let checked = self.check(collection, [key]);
         let raw = data_key(collection, key);
+        if let Some(read) = &self.reader {
+            let r = checked.and_then(|()| {
+                let found = read_direct(read, &raw, Timestamp::now())?;
+                Ok(found.map(|(m, v)| m.into_entry(v)))
+            });
+            return self.ready(Operation::Get, Some(collection), Some(key), r);
+        }
         self.call(Operation::Get, Some(collection), Some(key), move |s| {
             checked?;
             Ok(read_live(s, &raw, Timestamp::now())?.map(|(m, v)| m.into_entry(v)))
@@ -269,6 +293,18 @@ impl<E: Engine> Core<E> {
             .map(|k| (data_key(collection, k), (*k).to_owned()))
             .collect();
         let checked = self.check(collection, keys.iter().copied());
+        if let Some(read) = &self.reader {
+            let now = Timestamp::now();
+            let r = checked.and_then(|()| {
+                raws.iter()
+                    .map(|(raw, key)| {
+                        let e = read_direct(read, raw, now).map_err(|e| e.with_key(key))?;
+                        Ok(e.map(|(m, v)| m.into_entry(v)))
+                    })
+                    .collect()
+            });
+            return self.ready(Operation::GetMany, Some(collection), None, r);
+        }
         self.call(Operation::GetMany, Some(collection), None, move |s| {
             checked?;
             let now = Timestamp::now();
@@ -285,14 +321,40 @@ impl<E: Engine> Core<E> {
     pub fn ttl(&self, collection: &str, key: &str) -> Reply<Option<Ttl>> {
         let checked = self.check(collection, [key]);
         let raw = data_key(collection, key);
+        let remaining = |m: Meta, now: Timestamp| match m.expires_at {
+            None => Ttl::Never,
+            Some(e) => Ttl::Remaining(e.duration_since(now).unwrap_or(Duration::ZERO)),
+        };
+        if let Some(read) = &self.reader {
+            let now = Timestamp::now();
+            let r = checked
+                .and_then(|()| Ok(read_direct(read, &raw, now)?.map(|(m, _)| remaining(m, now))));
+            return self.ready(Operation::Ttl, Some(collection), Some(key), r);
+        }
         self.call(Operation::Ttl, Some(collection), Some(key), move |s| {
             checked?;
             let now = Timestamp::now();
-            Ok(read_live(s, &raw, now)?.map(|(m, _)| match m.expires_at {
-                None => Ttl::Never,
-                Some(e) => Ttl::Remaining(e.duration_since(now).unwrap_or(Duration::ZERO)),
-            }))
+            Ok(read_live(s, &raw, now)?.map(|(m, _)| remaining(m, now)))
         })
+    }
+
+    /// A reply that is already there (a read done on the caller's thread).
+    fn ready<R>(
+        &self,
+        op: Operation,
+        collection: Option<&str>,
+        key: Option<&str>,
+        r: Result<R>,
+    ) -> Reply<R> {
+        Reply {
+            rx: None,
+            store: self.store,
+            op,
+            collection: collection.map(str::to_owned),
+            key: key.map(str::to_owned),
+            if_stopped: Ok(None),
+            ready: Some(r),
+        }
     }
 
     /// `KvStore::put_opts`: upsert, if-absent or if-version, atomically.
@@ -523,6 +585,7 @@ impl<E: Engine> Core<E> {
             key: None,
             // Closing a store whose thread is gone (or closing twice) is fine.
             if_stopped: Ok(Some(())),
+            ready: None,
         }
     }
 
@@ -544,6 +607,8 @@ pub struct Reply<R> {
     /// The answer when the worker thread is gone: `Ok(Some(r))` returns `r`, `Ok(None)` an
     /// error (closed, or a panic inside the engine).
     if_stopped: std::result::Result<Option<R>, ()>,
+    /// The answer of a read done on the caller's thread.
+    ready: Option<Result<R>>,
 }
 
 // Nothing in a Reply is pinned structurally (the receiver is Unpin and `R` is only moved).
@@ -554,13 +619,17 @@ impl<R> Future for Reply<R> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R>> {
         let this = self.get_mut();
-        let r = match this.rx.as_mut() {
-            Some(rx) => match Pin::new(rx).poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(r)) => r,
-                Poll::Ready(Err(_)) => this.stopped(true),
-            },
-            None => this.stopped(false),
+        let r = if let Some(r) = this.ready.take() {
+            r
+        } else {
+            match this.rx.as_mut() {
+                Some(rx) => match Pin::new(rx).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(r)) => r,
+                    Poll::Ready(Err(_)) => this.stopped(true),
+                },
+                None => this.stopped(false),
+            }
         };
         this.rx = None;
         Poll::Ready(r.map_err(|e| {
@@ -652,7 +721,17 @@ fn read_live<E: Engine>(
     raw: &[u8],
     now: Timestamp,
 ) -> Result<Option<(Meta, Bytes)>> {
-    let Some(value) = s.engine.get(raw)? else {
+    live(s.engine.get(raw)?, now)
+}
+
+/// [`read_live`] through an [`Engine::reader`].
+fn read_direct(read: &Reader, raw: &[u8], now: Timestamp) -> Result<Option<(Meta, Bytes)>> {
+    live(read(raw).ok_or_else(closed)??, now)
+}
+
+/// A stored value's entry, unless it has expired.
+fn live(value: Option<Vec<u8>>, now: Timestamp) -> Result<Option<(Meta, Bytes)>> {
+    let Some(value) = value else {
         return Ok(None);
     };
     let (meta, value) = envelope::decode(Bytes::from(value))?;

@@ -158,7 +158,8 @@ fn open_context(e: Error) -> Error {
 
 /// The RocksDB database, on the worker thread.
 struct Rdb {
-    db: DB,
+    /// Shared with the [`Engine::reader`] as a `Weak`, so closing still drops the database.
+    db: Arc<DB>,
     write_opts: WriteOptions,
 }
 
@@ -238,7 +239,10 @@ impl Rdb {
         })?;
         let mut write_opts = WriteOptions::default();
         write_opts.set_sync(sync);
-        Ok(Rdb { db, write_opts })
+        Ok(Rdb {
+            db: Arc::new(db),
+            write_opts,
+        })
     }
 }
 
@@ -279,6 +283,16 @@ impl Engine for Rdb {
         // Persist the memtable, so a reopen has no log to replay; the handle itself is dropped
         // (and the LOCK released) by the caller.
         self.db.flush().map_err(rdb_err)
+    }
+
+    /// RocksDB's handle is thread-safe: gets read it from the caller's thread (a memtable or
+    /// block-cache hit takes ~2.7 µs; the worker round trip doubled that).
+    fn reader(&self) -> Option<kv_engine::Reader> {
+        let db = Arc::downgrade(&self.db);
+        Some(Arc::new(move |key: &[u8]| {
+            let db = db.upgrade()?;
+            Some(db.get(key).map_err(rdb_err))
+        }))
     }
 }
 
