@@ -21,8 +21,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::ProgressBar;
 use kv::{
-    Bytes, Cursor, DeleteOptions, GetOptions, KvStore, KvStoreExt, PutManyOptions, PutOptions,
-    ScanOptions, Store,
+    Bytes, Cursor, DeleteOptions, ErrorKind, GetOptions, KvStore, KvStoreExt, PutManyOptions,
+    PutOptions, ScanOptions, Store,
 };
 use serde::Serialize;
 use tokio::task::JoinSet;
@@ -167,7 +167,7 @@ pub async fn run(store: &Store, args: BenchArgs, out: &mut Out) -> CliResult {
         }
         r = &mut phases => r,
     };
-    let cleared = store.clear(&collection).await.map_err(|e| {
+    let cleared = remove(store, &collection, &ctx.keys).await.map_err(|e| {
         CliError::kv(e).context(format_args!(
             "cannot remove the benchmark collection {collection:?}"
         ))
@@ -208,6 +208,21 @@ fn plan(only: &[String]) -> CliResult<Vec<(Op, bool)>> {
             }
         })
         .collect())
+}
+
+/// Removes what the benchmark wrote: the whole collection, or, on a store that cannot clear
+/// one (memcached cannot list its keys), every key the benchmark used.
+async fn remove(store: &Store, collection: &str, keys: &[String]) -> kv::Result<()> {
+    match store.clear(collection).await {
+        Err(e) if e.kind() == ErrorKind::Unsupported => {
+            for chunk in keys.chunks(BATCH) {
+                let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                store.delete_many(collection, &chunk).await?;
+            }
+            Ok(())
+        }
+        other => other.map(|_| ()),
+    }
 }
 
 async fn run_phases(
