@@ -4,21 +4,21 @@
 //! memory the memory store needs per million entries, next to a plain `HashMap`.
 //!
 //! 1. Builds the CLI in release (`cargo build --release -p kv-cli --bin kv`).
-//! 2. Per store and point, runs `kv --store URL bench --only put,get --json --concurrency C
-//!    --value-size B --ops N`. N comes from the rate of the store's previous point, so a
-//!    phase lasts about 2 s (0.25 s with `--quick`); a point that turned out much shorter is
-//!    run again with a better N. Embedded stores get a fresh store under
-//!    `target/bench-scaling/` for every point; server stores use the xtask test services
-//!    (`cargo xtask services up`) and are skipped, with a note, when theirs is not running.
-//!    A point that fails or hangs (killed after a minute) is recorded with its error; the
-//!    sweep goes on.
+//! 2. Per store and point, runs `kv --store URL bench --only put,get --json --duration 2
+//!    --ops K --concurrency C --value-size B`: each phase lasts about 2 s (0.25 s with
+//!    `--quick`) whatever the store's speed, cycling over K = 10 000 keys (fewer for large
+//!    values; the first put pass over them always completes). Embedded stores get a fresh
+//!    store under `target/bench-scaling/` for every point; server stores use the xtask test
+//!    services (`cargo xtask services up`) and are skipped, with a note, when theirs is not
+//!    running. A point that fails or hangs (interrupted after 90 s) is recorded with its
+//!    error; the sweep goes on.
 //! 3. For the memory store, runs the `memory_per_entry` example of kv-benches.
 //! 4. Writes `docs/bench/<store>.csv` and `docs/bench/<store>.png` (bench_scaling_plot.rs)
 //!    and the Scaling section of BENCHMARKS.md from every CSV in `docs/bench/`
 //!    (bench_scaling_report.rs): a run of some stores keeps the others' last results.
 //!    `--report-only` only redraws the plots and the section from the CSVs.
 //!
-//! The default stores (memory, redb, sqlite, lmdb, redis, postgres) take about 6 minutes on
+//! The default stores (memory, redb, sqlite, lmdb, redis, postgres) take about 5 minutes on
 //! two cores after the build.
 
 use std::fs;
@@ -125,19 +125,14 @@ const STORES: &[StoreSpec] = &[
     server("nats", "KV_TEST_NATS_URL", "nats", false),
 ];
 
-/// How long points run and how many operations they may have.
+/// How long points run and how many keys they use.
 #[derive(Clone, Copy)]
 struct Budget {
-    /// Seconds a phase should last.
-    target: f64,
-    /// Operations of a store's first point (its rate is not known yet).
-    first_ops: u64,
-    /// At least this many operations per point ...
-    min_ops: u64,
-    /// ... and this many per task.
-    per_task: u64,
-    max_ops: u64,
-    /// Bytes of values one phase may write.
+    /// Seconds each phase runs (`kv bench --duration`).
+    secs: f64,
+    /// Keys the operations cycle over (`kv bench --ops`) ...
+    keys: u64,
+    /// ... fewer for large values: at most this many bytes of them.
     max_bytes: u64,
     /// A point still running after this is stopped and recorded as failed.
     timeout: Duration,
@@ -145,30 +140,21 @@ struct Budget {
 
 impl Budget {
     const FULL: Budget = Budget {
-        target: 2.0,
-        first_ops: 1000,
-        min_ops: 200,
-        per_task: 4,
-        max_ops: 1_000_000,
+        secs: 2.0,
+        keys: 10_000,
         max_bytes: 256 * 1024 * 1024,
-        timeout: Duration::from_secs(60),
+        timeout: Duration::from_secs(90),
     };
     const QUICK: Budget = Budget {
-        target: 0.25,
-        first_ops: 200,
-        min_ops: 50,
-        per_task: 2,
-        max_ops: 200_000,
+        secs: 0.25,
+        keys: 1_000,
         max_bytes: 32 * 1024 * 1024,
         timeout: Duration::from_secs(30),
     };
 
-    /// Operations for a point of `tasks` tasks and `size`-byte values at an estimated `rate`.
-    fn ops(&self, rate: Option<f64>, tasks: u64, size: u64) -> u64 {
-        let want = rate.map_or(self.first_ops, |r| (r * self.target) as u64);
-        let min = self.min_ops.max(self.per_task * tasks);
-        let by_bytes = (self.max_bytes / size.max(1)).max(tasks);
-        want.clamp(min, self.max_ops.max(min)).min(by_bytes)
+    /// Keys of a point of `tasks` tasks and `size`-byte values: at least one per task.
+    fn keys(&self, tasks: u64, size: u64) -> u64 {
+        self.keys.min(self.max_bytes / size.max(1)).max(tasks)
     }
 }
 
@@ -235,7 +221,7 @@ fn print_help() {
          --stores LIST   default {DEFAULT_STORES}\n                  \
          known: {known}\n                  \
          server stores need `cargo xtask services up` (skipped with a note otherwise)\n  \
-         --quick         short phases (about 0.25 s instead of 2 s), 200 000 entries for\n                  \
+         --quick         short phases (0.25 s instead of 2 s, 1 000 keys), 200 000 entries for\n                  \
          the memory footprint: a smoke test, not numbers to publish\n  \
          --report-only   redraw the plots and the section from docs/bench/*.csv",
         conc = CONCURRENCY.map(|c| c.to_string()).join(", "),
@@ -353,7 +339,8 @@ pub fn main(args: &[String]) -> Result<(), String> {
         sizes: &SIZES,
         size: SWEEP_SIZE,
         tasks: SWEEP_TASKS,
-        target_secs: Budget::FULL.target,
+        secs: Budget::FULL.secs,
+        keys: Budget::FULL.keys,
         skipped: &skipped,
     };
     let body = report::section(&runs, memory.as_ref(), &setup);
@@ -396,7 +383,7 @@ fn sweep(
     let load_before = load_average();
     let date = utc_now();
     // The memory store keeps references to kv bench's one value buffer: large values cost
-    // it no memory, so its large-value points need not be cut short.
+    // it no memory, so its large-value points need not use fewer keys.
     let budget = match spec.location {
         Location::Memory => Budget {
             max_bytes: u64::MAX,
@@ -411,29 +398,12 @@ fn sweep(
             .map(|&s| (SWEEP_TASKS, s)),
     );
     let mut samples = Vec::new();
-    // (tasks, size, the slower phase's ops/s) of the points measured so far.
-    let mut rates: Vec<(u64, u64, f64)> = Vec::new();
     for (tasks, size) in points {
-        let mut ops = budget.ops(estimate(&rates, tasks, size), tasks, size);
-        let mut attempt = 0;
-        let outcome = loop {
-            attempt += 1;
-            let dir = scratch.join(format!("{}-{tasks}-{size}", spec.name));
-            let result = fresh_url(spec, server_url, &dir)
-                .and_then(|url| run_point(kv, &url, tasks, size, ops, budget.timeout));
-            let _ = fs::remove_dir_all(&dir);
-            let Ok(pair) = result else { break result };
-            let slower = pair[0].ops_per_sec.min(pair[1].ops_per_sec);
-            let better = budget.ops(Some(slower), tasks, size);
-            // A first guess far too low gives a short, noisy point: measure it again.
-            let lasted = ops as f64 / slower.max(1e-9);
-            if attempt == 1 && lasted < budget.target / 4.0 && better >= 2 * ops {
-                ops = better;
-                continue;
-            }
-            rates.push((tasks, size, slower));
-            break Ok(pair);
-        };
+        let dir = scratch.join(format!("{}-{tasks}-{size}", spec.name));
+        let keys = budget.keys(tasks, size);
+        let outcome = fresh_url(spec, server_url, &dir)
+            .and_then(|url| run_point(kv, &url, tasks, size, keys, &budget));
+        let _ = fs::remove_dir_all(&dir);
         match outcome {
             Ok(pair) => {
                 eprintln!(
@@ -481,24 +451,6 @@ fn sweep(
         mode: if quick { "quick" } else { "full" }.to_owned(),
         samples,
     })
-}
-
-/// The expected ops/s of a point: the measured point with the same number of tasks and the
-/// nearest value size, else the last one measured; for larger values, scaled down by the
-/// square root of the size ratio (between "per-operation cost dominates" and "bandwidth
-/// dominates": a wrong guess only makes the point shorter or longer, never wrong).
-fn estimate(rates: &[(u64, u64, f64)], tasks: u64, size: u64) -> Option<f64> {
-    let base = rates
-        .iter()
-        .filter(|r| r.0 == tasks)
-        .min_by_key(|r| r.1.abs_diff(size))
-        .or(rates.last())?;
-    let scale = if size > base.1 {
-        (base.1 as f64 / size as f64).sqrt()
-    } else {
-        1.0
-    };
-    Some(base.2 * scale)
 }
 
 /// The URL of a fresh store for one point: a new directory for an embedded store.
@@ -550,12 +502,14 @@ fn run_point(
     url: &str,
     tasks: u64,
     size: u64,
-    ops: u64,
-    timeout: Duration,
+    keys: u64,
+    budget: &Budget,
 ) -> Result<[Sample; 2], String> {
+    let timeout = budget.timeout;
     let mut child = Command::new(kv)
         .args(["--store", url, "bench", "--only", "put,get", "--json"])
-        .args(["--ops", &ops.to_string()])
+        .args(["--duration", &budget.secs.to_string()])
+        .args(["--ops", &keys.to_string()])
         .args(["--concurrency", &tasks.to_string()])
         .args(["--value-size", &size.to_string()])
         .stdin(Stdio::null())
@@ -600,11 +554,8 @@ fn run_point(
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("no message");
-        return Err(format!(
-            "kv bench failed ({}): {}",
-            out.status,
-            truncate(last.trim(), 200)
-        ));
+        let message = last.trim().trim_start_matches("kv: error: ");
+        return Err(format!("kv bench: {}", truncate(message, 200)));
     }
     let find = |op: &str| {
         stdout
@@ -819,25 +770,17 @@ mod tests {
     }
 
     #[test]
-    fn op_counts_follow_the_rate_within_bounds() {
+    fn key_counts_are_bounded_by_bytes_and_tasks() {
         let b = Budget::FULL;
-        assert_eq!(b.ops(None, 1, 1024), 1000);
-        assert_eq!(b.ops(Some(10_000.0), 1, 1024), 20_000);
-        // At least 200 operations, and 4 per task.
-        assert_eq!(b.ops(Some(10.0), 1, 1024), 200);
-        assert_eq!(b.ops(Some(10.0), 256, 1024), 1024);
-        // At most a million, and 256 MiB of values.
-        assert_eq!(b.ops(Some(1e9), 1, 100), 1_000_000);
-        assert_eq!(b.ops(Some(1e6), 16, 1024 * 1024), 256);
-    }
-
-    #[test]
-    fn estimates_prefer_the_same_concurrency_and_scale_with_size() {
-        assert_eq!(estimate(&[], 1, 1024), None);
-        let rates = [(1, 1024, 100.0), (16, 1024, 400.0), (256, 1024, 900.0)];
-        assert_eq!(estimate(&rates, 4, 1024), Some(900.0));
-        assert_eq!(estimate(&rates, 16, 100), Some(400.0));
-        assert_eq!(estimate(&rates, 16, 4096), Some(200.0));
+        assert_eq!(b.keys(1, 1024), 10_000);
+        assert_eq!(b.keys(16, 100 * 1024), 2621);
+        assert_eq!(b.keys(16, 1024 * 1024), 256);
+        assert_eq!(b.keys(16, 0), 10_000);
+        let tiny = Budget {
+            max_bytes: 1024,
+            ..b
+        };
+        assert_eq!(tiny.keys(256, 1024), 256);
     }
 
     #[test]

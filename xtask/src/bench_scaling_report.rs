@@ -19,8 +19,10 @@ pub struct Setup<'a> {
     pub sizes: &'a [u64],
     pub size: u64,
     pub tasks: u64,
-    /// How long each phase of a point aims to last, in seconds.
-    pub target_secs: f64,
+    /// How long each phase of a point runs, in seconds.
+    pub secs: f64,
+    /// Keys the operations of a point cycle over (fewer for large values).
+    pub keys: u64,
     /// Stores asked for in this run that could not be measured, with the reason.
     pub skipped: &'a [(String, String)],
 }
@@ -31,33 +33,34 @@ pub fn section(runs: &[StoreRun], memory: Option<&MemoryRun>, setup: &Setup<'_>)
     let stores: Vec<&str> = runs.iter().map(|r| r.store.as_str()).collect();
     let list =
         |v: &[u64], f: fn(u64) -> String| v.iter().map(|&x| f(x)).collect::<Vec<_>>().join(", ");
+    let command = if stores.is_empty() {
+        "memory".to_owned()
+    } else {
+        stores.join(",")
+    };
     s.push_str(&format!(
         "## Scaling\n\n\
-         How throughput and latency move with the number of concurrent tasks ({}; {} values) \
-         and with the value size ({}; {} tasks), for get and put, per store. Reproduce (the \
-         server stores need `cargo xtask services up`):\n\n\
-         ```sh\ncargo xtask bench-scaling --stores {}\n```\n\n\
+         How throughput and latency move with the number of concurrent tasks ({conc}; {size} \
+         values) and with the value size ({sizes}; {tasks} tasks), for get and put, per store. \
+         Reproduce (the server stores need `cargo xtask services up`):\n\n\
+         ```sh\ncargo xtask bench-scaling --stores {command}\n```\n\n\
          Each point is one run of the release CLI, `kv --store URL bench --only put,get --json \
-         --concurrency C --value-size B --ops N`: C tasks share one store handle; the put phase \
-         writes N fresh keys, the get phase reads them back; ops/s is N over the phase's wall \
-         time, p50/p99 are per operation. N is chosen from the previous point's rate so a \
-         phase lasts about {:.0} s (at least 4 operations per task; at most 256 MiB of values \
-         per phase, except for the memory store, which only keeps references to kv bench's \
-         one value buffer). Embedded stores get a fresh store in `target/bench-scaling/` for every \
-         point (with their default durability); server stores use the xtask test services on \
-         loopback. Every store's line says when it was measured and the load average \
-         (`uptime`: 1, 5, 15 min) before and after its sweep — the machine is shared, so \
-         read the numbers with the load in mind.\n\n",
-        list(setup.concurrency, |c| c.to_string()),
-        size_text(setup.size),
-        list(setup.sizes, size_text),
-        setup.tasks,
-        if stores.is_empty() {
-            "memory".to_owned()
-        } else {
-            stores.join(",")
-        },
-        setup.target_secs,
+         --duration {secs} --ops K --concurrency C --value-size B`: C tasks share one store \
+         handle; the put phase writes the K keys once, then goes on overwriting them until \
+         {secs} s have passed; the get phase then reads them, around and around, for {secs} s. \
+         ops/s is the operations over the phase's wall time, p50/p99 are per operation. K is \
+         {keys} keys, fewer for large values (at most 256 MiB of them, except for the memory \
+         store, which only keeps references to kv bench's one value buffer). Embedded stores \
+         get a fresh store in `target/bench-scaling/` for every point, with their default \
+         durability; server stores use the xtask test services on loopback. Every store's \
+         line says when it was measured and the load average (`uptime`: 1, 5, 15 min) before \
+         and after its sweep: other work on the machine shows in the numbers.\n\n",
+        conc = list(setup.concurrency, |c| c.to_string()),
+        size = size_text(setup.size),
+        sizes = list(setup.sizes, size_text),
+        tasks = setup.tasks,
+        secs = setup.secs,
+        keys = setup.keys,
     ));
     for (store, why) in setup.skipped {
         s.push_str(&format!(
@@ -108,6 +111,7 @@ fn store_section(s: &mut String, run: &StoreRun, setup: &Setup<'_>) {
         ));
     }
     s.push_str(&summary(run, setup));
+    s.push_str(&failures(run, setup));
     if run.store == "memory" {
         s.push_str(
             "- The memory store keeps the `Bytes` handle it is given and hands out clones: a \
@@ -136,14 +140,70 @@ fn cells(run: &StoreRun, c: u64, size: u64, bandwidth: bool) -> String {
                 ));
             }
             None => {
-                let why = run.error(c, size).unwrap_or("not measured");
+                // Why is listed under the tables.
+                let what = if run.error(c, size).is_some() {
+                    "failed"
+                } else {
+                    "not measured"
+                };
                 let n = if bandwidth { 4 } else { 3 };
-                row.push_str(&format!(" — ({}) |", why.replace('|', "/")));
+                row.push_str(&format!(" {what} |"));
                 row.push_str(&" — |".repeat(n - 1));
             }
         }
     }
     row
+}
+
+/// One line per distinct error: the points that failed with it.
+fn failures(run: &StoreRun, setup: &Setup<'_>) -> String {
+    let mut points: Vec<(u64, u64)> = setup.concurrency.iter().map(|&c| (c, setup.size)).collect();
+    for &size in setup.sizes {
+        if !points.contains(&(setup.tasks, size)) {
+            points.push((setup.tasks, size));
+        }
+    }
+    let mut errors: Vec<(String, Vec<String>)> = Vec::new();
+    for (c, size) in points {
+        let Some(error) = run.error(c, size) else {
+            continue;
+        };
+        let error = without_collection(error);
+        let label = format!(
+            "{c} task{}/{}",
+            if c == 1 { "" } else { "s" },
+            size_text(size)
+        );
+        match errors.iter_mut().find(|(e, _)| *e == error) {
+            Some((_, labels)) => labels.push(label),
+            None => errors.push((error, vec![label])),
+        }
+    }
+    let mut out = String::new();
+    for (error, labels) in errors {
+        out.push_str(&format!("- failed at {}: {error}\n", labels.join(", ")));
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!("\n{out}")
+    }
+}
+
+/// An error without the benchmark's random collection name (`"kv-bench-<pid>-<random>"`),
+/// so the same failure at several points reads as one.
+fn without_collection(error: &str) -> String {
+    let mut out = String::new();
+    let mut rest = error;
+    while let Some(at) = rest.find("kv-bench-") {
+        out.push_str(&rest[..at]);
+        out.push_str("kv-bench-…");
+        let tail = &rest[at..];
+        let end = tail.find(['"', ' ', ')', ';', ',']).unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// MiB/s with the precision that matters: `0.3`, `24.8`, `5370`.
@@ -296,7 +356,8 @@ mod tests {
             sizes: &[100, 1024],
             size: 1024,
             tasks: 4,
-            target_secs: 2.0,
+            secs: 2.0,
+            keys: 10_000,
             skipped: &[],
         }
     }
@@ -333,7 +394,8 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("| 100 B | — (timed out after 60 s) | — | — | — |"),
+            text.contains("| 100 B | failed | — | — | — |")
+                && text.contains("- failed at 4 tasks/100 B: timed out after 60 s\n"),
             "{text}"
         );
         assert!(text.contains("| 1 KiB | 3.0 k | 2.9 |"), "{text}");
@@ -345,6 +407,17 @@ mod tests {
             text.contains("| `MemoryStore` | 250 | 238 | 2.50× |"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn collection_names_are_left_out_of_errors() {
+        assert_eq!(
+            without_collection(
+                r#"cannot remove "kv-bench-12-ab" (store: x; collection: "kv-bench-9-f")"#
+            ),
+            r#"cannot remove "kv-bench-…" (store: x; collection: "kv-bench-…")"#
+        );
+        assert_eq!(without_collection("timed out"), "timed out");
     }
 
     #[test]
