@@ -15,7 +15,7 @@
 //! | `ttl`, `scan`, `collections` | the inner store only, as the cache holds a subset |
 //!
 //! **What is cached.** The whole [`Entry`] — value, `expires_at`, `created_at` and `version` —
-//! in the native [envelope](kv_core::envelope) format (`0xC1 0x01 flags [expires_at]
+//! in the native [envelope] format (`0xC1 0x01 flags [expires_at]
 //! [created_at] [version] value`), so a read served by the cache returns the inner store's
 //! metadata and compare-and-swap ([`PutMode::IfVersion`](kv_core::PutMode::IfVersion)) with a
 //! version read through the cache works. The envelope holds numeric versions, which every kv

@@ -1,5 +1,5 @@
 //! Records operation counts, outcomes, durations, hits and misses with the
-//! [`metrics`](::metrics) facade, for Prometheus, StatsD, OpenTelemetry or any other exporter.
+//! [`metrics`] facade, for Prometheus, StatsD, OpenTelemetry or any other exporter.
 //!
 //! | metric | kind | labels | what |
 //! |---|---|---|---|

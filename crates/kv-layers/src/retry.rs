@@ -7,8 +7,8 @@
 //! spread out, and each still backs off). After `max_retries` retries the last error is
 //! returned.
 //!
-//! **Conditional puts are never retried.** A put with [`PutMode::IfAbsent`] or
-//! [`PutMode::IfVersion`] that failed with a temporary error may still have been applied (the
+//! **Conditional puts are never retried.** A put with [`PutMode::IfAbsent`](kv_core::PutMode::IfAbsent) or
+//! [`PutMode::IfVersion`](kv_core::PutMode::IfVersion) that failed with a temporary error may still have been applied (the
 //! reply was lost); retrying it blindly would then report `ConditionFailed` for a write that
 //! succeeded, or apply one that should have failed. The layer returns the temporary error at
 //! once, so the caller can read the entry and decide. Everything else is idempotent and
