@@ -8,6 +8,9 @@ use std::path::Path;
 
 use crate::bench_scaling::data::{MemoryRun, StoreRun, latency_text, rate_text, size_text};
 
+/// The store whose values are never copied.
+const MEMORY: &str = "memory";
+
 pub const START: &str = "<!-- bench-scaling:start -->";
 pub const END: &str = "<!-- bench-scaling:end -->";
 
@@ -60,7 +63,7 @@ pub fn section(runs: &[StoreRun], memory: Option<&MemoryRun>, setup: &Setup<'_>)
         sizes = list(setup.sizes, size_text),
         tasks = setup.tasks,
         secs = setup.secs,
-        keys = setup.keys,
+        keys = grouped(setup.keys),
     ));
     for (store, why) in setup.skipped {
         s.push_str(&format!(
@@ -112,11 +115,11 @@ fn store_section(s: &mut String, run: &StoreRun, setup: &Setup<'_>) {
     }
     s.push_str(&summary(run, setup));
     s.push_str(&failures(run, setup));
-    if run.store == "memory" {
+    if run.store == MEMORY {
         s.push_str(
             "- The memory store keeps the `Bytes` handle it is given and hands out clones: a \
-             get or put moves a reference to kv bench's one value buffer, never the bytes, so \
-             its MiB/s only shows that the value size costs it nothing.\n",
+             get or put moves a reference to kv bench's one value buffer, never the bytes \
+             (no MiB/s column), so the value size costs it nothing.\n",
         );
     }
     s.push('\n');
@@ -129,7 +132,10 @@ fn cells(run: &StoreRun, c: u64, size: u64, bandwidth: bool) -> String {
         match run.sample(op, c, size) {
             Some(x) => {
                 row.push_str(&format!(" {} |", rate_text(x.ops_per_sec)));
-                if bandwidth {
+                if bandwidth && run.store == MEMORY {
+                    // It moves handles to one shared buffer, not bytes (see its note).
+                    row.push_str(" — |");
+                } else if bandwidth {
                     let mib = x.ops_per_sec * size as f64 / (1024.0 * 1024.0);
                     row.push_str(&format!(" {} |", mib_text(mib)));
                 }
@@ -206,6 +212,19 @@ fn without_collection(error: &str) -> String {
     out
 }
 
+/// A count with its thousands apart: `1 000 000`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// MiB/s with the precision that matters: `0.3`, `24.8`, `5370`.
 fn mib_text(mib: f64) -> String {
     if mib < 100.0 {
@@ -255,7 +274,7 @@ fn summary(run: &StoreRun, setup: &Setup<'_>) -> String {
 }
 
 fn memory_section(s: &mut String, m: &MemoryRun) {
-    let entries = m.rows.first().map_or(0, |r| r.entries);
+    let entries = grouped(m.rows.first().map_or(0, |r| r.entries));
     s.push_str(&format!(
         "### Memory per entry (memory store)\n\n\
          Resident-set growth while filling one collection with {entries} entries (16-byte keys, \
@@ -407,6 +426,14 @@ mod tests {
             text.contains("| `MemoryStore` | 250 | 238 | 2.50× |"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(10_000), "10 000");
+        assert_eq!(grouped(1_000_000), "1 000 000");
     }
 
     #[test]
