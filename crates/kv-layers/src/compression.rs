@@ -344,13 +344,7 @@ impl<S> Compression<S> {
     }
 
     fn check_len(&self, len: usize) -> Result<()> {
-        match self.info.capability.max_value_len {
-            Some(max) if len > max => Err(Error::new(
-                ErrorKind::ValueTooLarge,
-                format!("value of {len} bytes is larger than the limit of {max} bytes"),
-            )),
-            _ => Ok(()),
-        }
+        crate::util::check_value_len(&self.info.capability, len)
     }
 }
 

@@ -477,13 +477,7 @@ impl<S> Encryption<S> {
     }
 
     fn check_len(&self, len: usize) -> Result<()> {
-        match self.info.capability.max_value_len {
-            Some(max) if len > max => Err(Error::new(
-                ErrorKind::ValueTooLarge,
-                format!("value of {len} bytes is larger than the limit of {max} bytes"),
-            )),
-            _ => Ok(()),
-        }
+        crate::util::check_value_len(&self.info.capability, len)
     }
 
     fn open_entry(&self, collection: &str, key: &str, mut entry: Entry) -> Result<Entry> {

@@ -171,6 +171,18 @@ pub(crate) fn rename_context(
     err.rename(collection.as_deref(), key.as_deref())
 }
 
+/// `ValueTooLarge` if a value of `len` bytes exceeds the store's value limit — for layers that
+/// grow values (a header, a nonce, a tag) and so shrink the limit their callers see.
+pub(crate) fn check_value_len(capability: &Capability, len: usize) -> Result<()> {
+    match capability.max_value_len {
+        Some(max) if len > max => Err(Error::new(
+            kv_core::ErrorKind::ValueTooLarge,
+            format!("value of {len} bytes is larger than the limit of {max} bytes"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
