@@ -414,6 +414,28 @@ impl Condition {
         &self.op
     }
 
+    /// True if a SQL store can push this condition down with typed JSON comparisons:
+    /// equality or `in` with scalars (not arrays or objects), ranges on a number or a string,
+    /// presence. Regexes (dialects differ) and container equality stay client-side.
+    ///
+    /// ```
+    /// use kv_core::search::Condition;
+    /// assert!(Condition::ge("age", 18).sql_pushable());
+    /// assert!(!Condition::regex("name", "^A")?.sql_pushable());
+    /// assert!(!Condition::eq("tags", serde_json::json!(["a"])).sql_pushable());
+    /// # Ok::<(), kv_core::Error>(())
+    /// ```
+    pub fn sql_pushable(&self) -> bool {
+        let scalar = |v: &Value| !matches!(v, Value::Array(_) | Value::Object(_));
+        match &self.op {
+            Op::Eq(v) => scalar(v),
+            Op::Gt(v) | Op::Ge(v) | Op::Lt(v) | Op::Le(v) => v.is_number() || v.is_string(),
+            Op::In(vs) => !vs.is_empty() && vs.iter().all(scalar),
+            Op::Exists => true,
+            Op::Regex(_) => false,
+        }
+    }
+
     /// True if the JSON `value` satisfies this condition.
     pub fn matches(&self, value: &Value) -> bool {
         let Some(field) = value::lookup(value, &self.path) else {

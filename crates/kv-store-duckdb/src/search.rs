@@ -75,14 +75,7 @@ fn pointer(path: &[String]) -> String {
 }
 
 fn condition(out: &mut Pushdown, c: &Condition) -> Option<String> {
-    let pushable = match c.op() {
-        Op::Eq(v) => scalar(v),
-        Op::Gt(v) | Op::Ge(v) | Op::Lt(v) | Op::Le(v) => v.is_number() || v.is_string(),
-        Op::In(vs) => !vs.is_empty() && vs.iter().all(scalar),
-        Op::Exists => true,
-        _ => false,
-    };
-    if !pushable {
+    if !c.sql_pushable() {
         return None;
     }
     let p = out.bind(DbValue::Text(pointer(c.path())));
@@ -96,10 +89,6 @@ fn condition(out: &mut Pushdown, c: &Condition) -> Option<String> {
         Op::Lt(v) | Op::Le(v) => cmp(out, &p, "<=", v),
         _ => format!("json_type(value, {p}) IS NOT NULL"),
     })
-}
-
-fn scalar(v: &Value) -> bool {
-    !matches!(v, Value::Array(_) | Value::Object(_))
 }
 
 fn cmp(out: &mut Pushdown, p: &str, op: &str, v: &Value) -> String {

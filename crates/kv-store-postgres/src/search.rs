@@ -63,15 +63,7 @@ pub(crate) fn pushdown(filter: &Filter) -> Pushdown {
 }
 
 fn condition(out: &mut Pushdown, c: &Condition) -> Option<String> {
-    // Check first, bind after: a condition that cannot be pushed down binds nothing.
-    let pushable = match c.op() {
-        Op::Eq(v) => scalar(v),
-        Op::Gt(v) | Op::Ge(v) | Op::Lt(v) | Op::Le(v) => v.is_number() || v.is_string(),
-        Op::In(vs) => !vs.is_empty() && vs.iter().all(scalar),
-        Op::Exists => true,
-        _ => false,
-    };
-    if !pushable {
+    if !c.sql_pushable() {
         return None;
     }
     let path = out.bind(Param::Path(c.path().to_vec()));
@@ -86,11 +78,6 @@ fn condition(out: &mut Pushdown, c: &Condition) -> Option<String> {
         Op::Lt(v) | Op::Le(v) => range(out, &x, "<=", v),
         _ => format!("{x} IS NOT NULL"),
     })
-}
-
-/// Values whose equality PostgreSQL decides as kv does.
-fn scalar(v: &Value) -> bool {
-    !matches!(v, Value::Array(_) | Value::Object(_))
 }
 
 fn eq(out: &mut Pushdown, x: &str, v: &Value) -> String {
