@@ -110,6 +110,9 @@ fn strict() -> bool {
 /// facade users (the CLI and the cross-crate tests).
 const FACADE_USERS: &[&str] = &["kv-cli", "kv-tests"];
 
+/// ... and the benchmarks, for the commands that build every target (clippy, doc).
+const LINTED_USERS: &[&str] = &["kv-cli", "kv-tests", "kv-benches"];
+
 fn test(extra: &[String]) -> Result<(), String> {
     let plan = sysdeps::Plan::detect();
     plan.report()?;
@@ -141,28 +144,23 @@ fn lint() -> Result<(), String> {
     run("fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
     let mut clippy = cargo();
     clippy.args(["clippy", "--workspace", "--all-targets"]);
-    plan.apply(&mut clippy, FACADE_USERS);
+    plan.apply(&mut clippy, LINTED_USERS);
     clippy.args(["--", "-D", "warnings"]);
     run("clippy", &mut clippy)?;
     let mut doc = cargo();
     doc.args(["doc", "--workspace", "--no-deps", "--exclude", "xtask"])
         .env("RUSTDOCFLAGS", "-D warnings");
-    plan.apply(&mut doc, FACADE_USERS);
+    plan.apply(&mut doc, LINTED_USERS);
     run("doc", &mut doc)
 }
 
 const CRITERION_DIR: &str = "target/criterion";
 const BENCHMARKS_DOC: &str = "BENCHMARKS.md";
 
-/// The environment and features of kv-benches for what this machine can build: its RocksDB
-/// benchmark needs the system librocksdb.
+/// The environment and features of kv-benches for what this machine can build: its RocksDB,
+/// UnQLite, DuckDB and etcd benchmarks need system libraries or tools, like their stores.
 fn bench_features(plan: &sysdeps::Plan, cmd: &mut Command) {
-    for (k, v) in &plan.env {
-        cmd.env(k, v);
-    }
-    if plan.available.iter().any(|d| d.feature == "rocksdb") {
-        cmd.args(["--features", "rocksdb"]);
-    }
+    plan.apply_to_package(cmd, "kv-benches");
 }
 
 fn bench(extra: &[String]) -> Result<(), String> {
