@@ -187,6 +187,9 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
             }
         }
     }
+    if names == "all" {
+        names = STORES.iter().map(|s| s.name).collect::<Vec<_>>().join(",");
+    }
     let mut stores: Vec<&StoreSpec> = Vec::new();
     for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         let spec = STORES.iter().find(|s| s.name == name).ok_or_else(|| {
@@ -218,7 +221,7 @@ fn print_help() {
          values) and by value size (100 B to 1 MiB, 16 tasks), with `kv bench` of the release\n\
          CLI; the memory store's footprint per million entries. Writes docs/bench/<store>.csv\n\
          and .png and the Scaling section of BENCHMARKS.md.\n\n  \
-         --stores LIST   default {DEFAULT_STORES}\n                  \
+         --stores LIST   default {DEFAULT_STORES}; `all` for every known store\n                  \
          known: {known}\n                  \
          server stores need `cargo xtask services up` (skipped with a note otherwise)\n  \
          --quick         short phases (0.25 s instead of 2 s, 1 000 keys), 200 000 entries for\n                  \

@@ -4,7 +4,7 @@
 //! cargo xtask test     every test of the workspace (unit, conformance, CLI, doc tests)
 //! cargo xtask lint     cargo fmt --check and cargo clippy --all-targets -D warnings
 //! cargo xtask ci       what CI runs: lint, then test, strictly (CI=true)
-//! cargo xtask bench    the criterion benchmarks and the engines' own tools (BENCHMARKS.md)
+//! cargo xtask bench    every benchmark of BENCHMARKS.md: criterion, engines, peers, scaling
 //! cargo xtask bench-peers  kv against its Python peers, same work (BENCHMARKS.md)
 //! cargo xtask crash    SIGKILL crash test of a durable store (RELIABILITY.md)
 //! cargo xtask services install | up | down | status | env   the test servers (services.rs)
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         Some("ci") => lint()
             .and_then(|()| services::prepare_ci())
             .and_then(|()| test(&args[1..])),
-        Some("bench") => bench(&args[1..]),
+        Some("bench") => bench::main(&args[1..]),
         Some("bench-report") => bench_report::update(CRITERION_DIR, BENCHMARKS_DOC, None),
         Some("bench-engines") => {
             bench_engine::run(CRITERION_DIR, BENCHMARKS_DOC, &services::test_env())
@@ -62,9 +62,10 @@ fn print_help() {
          `services install` and `services up`)\n  \
          install       install the system libraries of the rocksdb, unqlite and duckdb\n                \
          stores (apt-get; libduckdb from the npm registry)\n  \
-         bench [ARGS]  run the criterion benchmarks (ARGS go to criterion; the server\n                \
-         stores' need `services up`), then redis-benchmark and pgbench against\n                \
-         the same servers, and rewrite the tables of BENCHMARKS.md\n  \
+         bench [--only PARTS] [--skip PARTS] [--quick] [-- CRITERION ARGS]\n                \
+         regenerate all of BENCHMARKS.md: starts the services, then the criterion\n                \
+         benchmarks, redis-benchmark/pgbench, the Python peers and the scaling\n                \
+         sweep with its plots (`cargo xtask bench help`)\n  \
          bench-report  only rewrite BENCHMARKS.md from the last results in target/criterion\n  \
          bench-engines only run redis-benchmark and pgbench and rewrite their table\n  \
          bench-peers [--quick] [STORE...]\n                \
@@ -163,81 +164,7 @@ fn bench_features(plan: &sysdeps::Plan, cmd: &mut Command) {
     plan.apply_to_package(cmd, "kv-benches");
 }
 
-fn bench(extra: &[String]) -> Result<(), String> {
-    let started = std::time::SystemTime::now();
-    let load_before = load_average();
-    // The benchmarks leave a note for each store they skip (a service not running, a
-    // library missing); only this run's notes count.
-    let notes = env::current_dir()
-        .map_err(|e| format!("bench: no current directory: {e}"))?
-        .join(CRITERION_DIR)
-        .join(bench_report::NOTES_DIR);
-    let _ = std::fs::remove_dir_all(&notes);
-    std::fs::create_dir_all(&notes)
-        .map_err(|e| format!("bench: cannot create {}: {e}", notes.display()))?;
-    let plan = sysdeps::Plan::detect();
-    let services = services::test_env();
-    let mut cmd = cargo();
-    cmd.args(["bench", "--package", "kv-benches"]);
-    bench_features(&plan, &mut cmd);
-    cmd.envs(services.iter().map(|(k, v)| (k, v)))
-        .env("KV_BENCH_NOTES", &notes);
-    if !extra.is_empty() {
-        cmd.arg("--").args(extra);
-    }
-    run("bench", &mut cmd)?;
-    bench_engine::run(CRITERION_DIR, BENCHMARKS_DOC, &services)?;
-    let info = bench_report::Run {
-        started,
-        load_before,
-        load_after: load_average(),
-        date: today(),
-    };
-    info.save(CRITERION_DIR)?;
-    bench_report::update(CRITERION_DIR, BENCHMARKS_DOC, Some(&info))
-}
-
-/// The 1, 5 and 15 minute load averages (`/proc/loadavg`), or `unknown`.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-/// Today's date, `YYYY-MM-DD` (UTC), from the system clock.
-fn today() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    civil_date(secs / 86_400)
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_date(days: u64) -> String {
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
-}
-
-#[cfg(test)]
-mod bench_date_tests {
-    #[test]
-    fn civil_dates() {
-        assert_eq!(super::civil_date(0), "1970-01-01");
-        assert_eq!(super::civil_date(19_723), "2024-01-01");
-        assert_eq!(super::civil_date(20_513), "2026-03-01");
-    }
-}
-
+mod bench;
 mod bench_engine;
 mod bench_peers;
 mod bench_report;
