@@ -16,11 +16,16 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default number of pooled connections.
 pub const DEFAULT_POOL_SIZE: usize = 10;
 
+/// The default number of connections operations share (see
+/// [`PostgresConfig::shared_connections`]).
+pub const DEFAULT_SHARED_CONNECTIONS: usize = 2;
+
 /// The URL parameters this crate reads itself; every other parameter is passed to
 /// tokio-postgres (`application_name`, `connect_timeout`, `options`, `keepalives`, ...).
 const OWN_PARAMS: &[&str] = &[
     "table",
     "pool_size",
+    "shared_connections",
     "timeout_ms",
     "default_collection",
     "sslmode",
@@ -70,6 +75,18 @@ pub struct PostgresConfig {
     pub table: String,
     /// The most connections the pool opens.
     pub pool_size: usize,
+    /// How many of the pool's connections point operations and batches share (`0`: every
+    /// operation takes a connection of its own for its duration; default
+    /// [`DEFAULT_SHARED_CONNECTIONS`]). tokio-postgres pipelines the statements of concurrent
+    /// operations on one connection: the server reads and answers them in batches, so a few
+    /// shared connections carry more operations per second, with less CPU on both sides,
+    /// than one connection per waiting task (BENCHMARKS.md: about twice the gets per second
+    /// at 64 tasks). Scans, clear, cull and listing collections still take a connection of
+    /// their own, so a long statement never holds up the short ones queued behind it. At
+    /// most `pool_size - 1` are shared: one connection stays free for the schema work that
+    /// needs a transaction of its own. Raise it for a server with many cores under many
+    /// concurrent tasks: each connection is served by one server process.
+    pub shared_connections: usize,
     /// The longest any operation may take (waiting for a connection included); also the
     /// connect timeout.
     pub timeout: Duration,
@@ -89,6 +106,7 @@ impl fmt::Debug for PostgresConfig {
             .field("location", &self.location)
             .field("table", &self.table)
             .field("pool_size", &self.pool_size)
+            .field("shared_connections", &self.shared_connections)
             .field("timeout", &self.timeout)
             .field("default_collection", &self.default_collection)
             .field("ssl_mode", &self.ssl_mode)
@@ -154,6 +172,9 @@ impl PostgresConfig {
         if let Some(n) = parsed.parse_param::<usize>("pool_size")? {
             config.pool_size = n;
         }
+        if let Some(n) = parsed.parse_param::<usize>("shared_connections")? {
+            config.shared_connections = n;
+        }
         if let Some(ms) = parsed.parse_param::<u64>("timeout_ms")? {
             config.timeout = Duration::from_millis(ms);
         }
@@ -177,6 +198,7 @@ impl PostgresConfig {
             pg,
             table: DEFAULT_TABLE.to_owned(),
             pool_size: DEFAULT_POOL_SIZE,
+            shared_connections: DEFAULT_SHARED_CONNECTIONS,
             timeout: DEFAULT_TIMEOUT,
             default_collection: DEFAULT_COLLECTION.to_owned(),
             ssl_mode: SslMode::default(),
@@ -194,6 +216,21 @@ impl PostgresConfig {
     /// Sets the pool size.
     pub fn pool_size(mut self, n: usize) -> Self {
         self.pool_size = n;
+        self
+    }
+
+    /// Sets how many connections operations share, pipelining their statements (`0`: one
+    /// connection per operation). See [`PostgresConfig::shared_connections`].
+    ///
+    /// ```
+    /// use kv_store_postgres::PostgresConfig;
+    ///
+    /// let c = PostgresConfig::from_url("postgres://app@db/app?pool_size=8")?.shared_connections(4);
+    /// assert_eq!(c.shared_connections, 4);
+    /// # Ok::<(), kv_core::Error>(())
+    /// ```
+    pub fn shared_connections(mut self, n: usize) -> Self {
+        self.shared_connections = n;
         self
     }
 

@@ -1,4 +1,5 @@
-//! The store: a deadpool of tokio-postgres connections, one SQL statement per operation.
+//! The store: a deadpool of tokio-postgres connections, one SQL statement per operation;
+//! operations share a few of the connections, pipelining their statements.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -42,6 +43,8 @@ struct Inner {
     info: StoreInfo,
     config: PostgresConfig,
     pool: Pool,
+    /// The connections operations share (none: each takes its own from `pool`).
+    shared: SharedConnections,
     sql: Sql,
     closed: AtomicBool,
     /// False until the table is known to exist (again false after `destroy`).
@@ -183,11 +186,18 @@ impl PostgresStore {
         let info = StoreInfo::new(STORE, location, capability)
             .with_default_collection(config.default_collection.clone());
         let sql = Sql::new(&config.table);
+        // One pooled connection always stays unshared, for the schema's transactions.
+        let shared = SharedConnections::new(
+            config
+                .shared_connections
+                .min(config.pool_size.saturating_sub(1)),
+        );
         Ok(PostgresStore {
             inner: Arc::new(Inner {
                 info,
                 config,
                 pool,
+                shared,
                 sql,
                 closed: AtomicBool::new(false),
                 schema_ready: AtomicBool::new(false),
@@ -223,17 +233,18 @@ impl PostgresStore {
         body: F,
     ) -> Result<T>
     where
-        F: FnOnce(Arc<Inner>, deadpool_postgres::Object) -> Fut,
+        F: FnOnce(Arc<Inner>, Arc<deadpool_postgres::Object>) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
         let r = async {
             self.inner.check_open()?;
             let inner = self.inner.clone();
             with_timeout(self.inner.config.timeout, async move {
-                let mut client = inner.client().await?;
                 if !inner.schema_ready.load(Ordering::Acquire) {
+                    let mut client = inner.client().await?;
                     inner.ensure_schema(&mut client).await?;
                 }
+                let client = inner.operation_client(op).await?;
                 body(inner, client).await
             })
             .await
@@ -258,6 +269,38 @@ impl Inner {
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(pool_error)
+    }
+
+    /// The connection for one operation's statement: for a point operation or a batch, the
+    /// next shared one (opened, or replaced when it was lost, on demand); for a statement
+    /// that may run long (a scan, clear, cull, listing collections), or when none are shared,
+    /// one of its own, so that it never holds up the statements pipelined behind it.
+    async fn operation_client(&self, op: Operation) -> Result<Arc<deadpool_postgres::Object>> {
+        let short = matches!(
+            op,
+            Operation::Get
+                | Operation::GetMany
+                | Operation::Put
+                | Operation::PutMany
+                | Operation::Delete
+                | Operation::DeleteMany
+                | Operation::Ttl
+        );
+        let Some(slot) = self.shared.next().filter(|_| short) else {
+            return Ok(Arc::new(self.client().await?));
+        };
+        if let Some(c) = live(&slot.lock()) {
+            return Ok(c);
+        }
+        // One operation opens the slot's connection; the others wait for it rather than
+        // each taking (and keeping open) a pooled connection of its own.
+        let _refill = slot.refill.lock().await;
+        if let Some(c) = live(&slot.lock()) {
+            return Ok(c);
+        }
+        let fresh = Arc::new(self.client().await?);
+        *slot.lock() = Some(fresh.clone());
+        Ok(fresh)
     }
 
     /// Creates the table if it is missing, or checks its format marker. Serialised across
@@ -355,6 +398,59 @@ impl Inner {
         }
         pg_error(e)
     }
+}
+
+/// A few pooled connections that concurrent operations use at once: tokio-postgres queues
+/// their statements on the connection and the server answers them in order, so they
+/// pipeline instead of waiting for a connection each. Operations take them round-robin.
+struct SharedConnections {
+    slots: Box<[Slot]>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+/// One shared connection, once opened.
+#[derive(Default)]
+struct Slot {
+    connection: std::sync::Mutex<Option<Arc<deadpool_postgres::Object>>>,
+    /// Held by the operation that (re)opens the connection.
+    refill: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<deadpool_postgres::Object>>> {
+        // The guarded value is a plain Option: a panic elsewhere cannot leave it half-written.
+        self.connection.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl SharedConnections {
+    fn new(n: usize) -> Self {
+        SharedConnections {
+            slots: (0..n).map(|_| Slot::default()).collect(),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Lets go of the shared connections (each closes once its last operation ends).
+    fn clear(&self) {
+        for slot in &self.slots {
+            *slot.lock() = None;
+        }
+    }
+
+    /// The slot of the next operation, if any connections are shared.
+    fn next(&self) -> Option<&Slot> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        self.slots.get(i)
+    }
+}
+
+/// The slot's connection, unless it is empty or its connection was lost.
+fn live(slot: &Option<Arc<deadpool_postgres::Object>>) -> Option<Arc<deadpool_postgres::Object>> {
+    slot.as_ref().filter(|c| !c.is_closed()).cloned()
 }
 
 fn open_context(e: Error) -> Error {
@@ -985,6 +1081,7 @@ impl KvStore for PostgresStore {
 
     fn close(&self) -> impl Future<Output = Result<()>> + Send {
         self.inner.closed.store(true, Ordering::Release);
+        self.inner.shared.clear();
         self.inner.pool.close();
         std::future::ready(Ok(()))
     }

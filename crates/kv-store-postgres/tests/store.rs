@@ -292,3 +292,107 @@ async fn search_filters_are_pushed_down() {
     }
     store.destroy().await.unwrap();
 }
+
+/// The server connections of one `application_name`.
+async fn connections_of(client: &tokio_postgres::Client, app: &str) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// 64 concurrent point operations: with two shared connections they pipeline on those two
+/// (plus the one the schema check used, idle in the pool); with none they take a pooled
+/// connection each, and the pool grows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_operations_share_few_connections() {
+    let Some(base) = base_url() else { return };
+    let table = unique("shared");
+    let observer = PostgresStore::connect(&with_params(&base, &format!("table={table}")))
+        .await
+        .unwrap();
+    let client = observer.client().await.unwrap();
+    for (shared, app) in [(2, unique("app2")), (0, unique("app0"))] {
+        let url = with_params(
+            &base,
+            &format!(
+                "table={table}&pool_size=20&shared_connections={shared}&application_name={app}"
+            ),
+        );
+        let store = PostgresStore::connect(&url).await.unwrap();
+        let ops = (0..64).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store.put("c", &format!("k{i}"), &i).await.unwrap();
+                assert_eq!(
+                    store.get::<i32>("c", &format!("k{i}")).await.unwrap(),
+                    Some(i)
+                );
+            })
+        });
+        for op in futures_util::future::join_all(ops).await {
+            op.unwrap();
+        }
+        let n = connections_of(&client, &app).await;
+        if shared == 2 {
+            assert!(n <= 3, "{n} connections with shared_connections=2");
+        } else {
+            assert!(
+                n > 3,
+                "only {n} connections for 64 operations without sharing"
+            );
+        }
+        store.close().await.unwrap();
+    }
+    drop(client);
+    observer.destroy().await.unwrap();
+}
+
+/// A shared connection the server closed is replaced: the operation that meets it fails as
+/// temporary, and the next ones open a new connection.
+#[tokio::test]
+async fn a_lost_shared_connection_is_replaced() {
+    let Some(base) = base_url() else { return };
+    let table = unique("lost");
+    let app = unique("lost_app");
+    let url = with_params(
+        &base,
+        &format!("table={table}&pool_size=3&shared_connections=1&application_name={app}"),
+    );
+    let store = PostgresStore::connect(&url).await.unwrap();
+    store.put("c", "k", &1).await.unwrap();
+    let observer = PostgresStore::connect(&with_params(&base, &format!("table={table}")))
+        .await
+        .unwrap();
+    let client = observer.client().await.unwrap();
+    client
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap();
+    let mut failures = 0;
+    loop {
+        match store.get::<i32>("c", "k").await {
+            Ok(v) => {
+                assert_eq!(v, Some(1));
+                break;
+            }
+            Err(e) => {
+                assert!(e.is_temporary(), "{e}");
+                failures += 1;
+                assert!(failures <= 2, "the lost connection was not replaced: {e}");
+            }
+        }
+    }
+    for _ in 0..5 {
+        assert_eq!(store.get::<i32>("c", "k").await.unwrap(), Some(1));
+    }
+    drop(client);
+    observer.destroy().await.unwrap();
+}
