@@ -147,6 +147,13 @@ impl PostgresStore {
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(config.timeout);
         }
+        // The server gives up on a statement when the client does: one left running after its
+        // operation timed out would hold up every statement pipelined behind it.
+        let options = pg.get_options().unwrap_or_default().to_owned();
+        if !options.contains("statement_timeout") {
+            let ms = config.timeout.as_millis().max(1);
+            pg.options(format!("{options} -c statement_timeout={ms}").trim_start());
+        }
         let manager = Manager::from_config(
             pg,
             tls,

@@ -238,6 +238,27 @@ async fn operations_time_out() {
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert!(e.is_temporary());
     assert!(started.elapsed() < Duration::from_secs(5));
+    // The server cancels the statement too (statement_timeout, the same limit, so a moment
+    // later at most): it does not go on waiting for the lock behind the client's back.
+    let mut waiting = 1;
+    for _ in 0..50 {
+        waiting = tx
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
+                &[&format!("%{table}%")],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        if waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        waiting, 0,
+        "the timed-out statement still waits on the server"
+    );
     tx.rollback().await.unwrap();
     drop(client);
     // The store still works afterwards.
