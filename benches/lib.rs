@@ -170,6 +170,22 @@ pub fn service_url(store: &str, var: &str, groups: &[String]) -> Option<String> 
     }
 }
 
+/// The port of a server URL `scheme://[user[:password]@]host:port[,...][/path][?query]` (of
+/// its first host), to tell a test server's processes from others of the same name
+/// ([`ServerProcs::cmdline`]).
+///
+/// ```
+/// assert_eq!(kv_benches::url_port("mysql://root@127.0.0.1:13306/kv"), Some("13306"));
+/// assert_eq!(kv_benches::url_port("etcd://h:1,h:2"), Some("1"));
+/// assert_eq!(kv_benches::url_port("nats://localhost"), None);
+/// ```
+pub fn url_port(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', ',']).next()?;
+    let hostport = authority.rsplit('@').next()?;
+    Some(hostport.rsplit_once(':')?.1)
+}
+
 // ----- embedded stores -----
 
 /// One contender of an embedded-store benchmark: a raw engine or a kv store. Operation `i`
@@ -191,6 +207,11 @@ pub trait Side {
     fn batches(&self) -> bool {
         true
     }
+    /// False for read-only contenders: [`embedded_groups`] then never calls `put` or
+    /// `put_many`, and leaves out the write groups if no contender writes.
+    fn writes(&self) -> bool {
+        true
+    }
 }
 
 /// The group names [`embedded_groups`] creates for `store`.
@@ -208,6 +229,7 @@ pub fn embedded_group_names(store: &str) -> Vec<String> {
 /// first, while every contender's files hold just the fill: criterion runs more iterations of
 /// a faster contender, so after the write groups their files would differ (LSM levels, WAL
 /// length). `slow_writes`: each write waits for the disk (fewer samples for the write groups).
+/// The write groups are left out when no contender writes ([`Side::writes`]).
 pub fn embedded_groups(
     c: &mut Criterion,
     store: &str,
@@ -228,15 +250,20 @@ pub fn embedded_groups(
     let names = embedded_group_names(store);
     // (operation, keys per call); the operations in the order of `names`.
     let ops = [(0, 1), (2, BATCH), (4, w.keys.len()), (1, 1), (3, BATCH)];
+    let writes = sides.iter().any(|(_, side)| side.writes());
     for (group, (op, elements)) in names.iter().zip(ops) {
+        let write = op == 1 || op == 3;
+        if write && !writes {
+            continue;
+        }
         let mut g = c.benchmark_group(group);
         g.throughput(Throughput::Elements(elements as u64));
-        let slow = op == 4 || (slow_writes && (op == 1 || op == 3));
+        let slow = op == 4 || (slow_writes && write);
         if slow {
             g.sample_size(20).sampling_mode(SamplingMode::Flat);
         }
         for (name, side) in sides.iter_mut() {
-            if op >= 2 && !side.batches() {
+            if (op >= 2 && !side.batches()) || (write && !side.writes()) {
                 continue;
             }
             let mut i = 0usize;
@@ -381,6 +408,52 @@ impl<S: KvStore> Side for KvSide<S> {
 
     fn batches(&self) -> bool {
         self.batches
+    }
+}
+
+/// The version counter of kv's engine-backed stores (LevelDB, UnQLite, RocksDB: the layout of
+/// `kv::leveldb::format`), for their baselines. Every write takes consecutive versions; when a
+/// write would reach the reserve stored under the meta key `next_version`, the reserve is
+/// raised to the write's end plus [`VERSION_BLOCK`](kv::leveldb::format::VERSION_BLOCK), and
+/// the write must store it in the same atomic batch, as the stores do.
+///
+/// ```
+/// let mut versions = kv_benches::EngineVersions::new();
+/// // The first write raises the reserve; the next ones fit below it.
+/// assert_eq!(versions.allocate(3), (1, Some(4 + 1024)));
+/// assert_eq!(versions.allocate(2), (4, None));
+/// ```
+#[derive(Debug)]
+pub struct EngineVersions {
+    next: u64,
+    reserved: u64,
+}
+
+impl EngineVersions {
+    /// The counter of an empty database: the first version is 1, nothing is reserved.
+    pub fn new() -> Self {
+        EngineVersions {
+            next: 1,
+            reserved: 1,
+        }
+    }
+
+    /// Hands out `n` versions: the first, and the new reserve if the batch must write one.
+    pub fn allocate(&mut self, n: u64) -> (u64, Option<u64>) {
+        let first = self.next;
+        self.next = first.saturating_add(n);
+        if self.next > self.reserved {
+            self.reserved = self.next.saturating_add(kv::leveldb::format::VERSION_BLOCK);
+            (first, Some(self.reserved))
+        } else {
+            (first, None)
+        }
+    }
+}
+
+impl Default for EngineVersions {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -641,6 +714,92 @@ impl<S: KvStore + Clone + Send + Sync + 'static> Op for KvPutMany<S> {
             .await
             .unwrap_or_else(|e| panic!("kv put_many failed: {e}"));
     }
+}
+
+/// A full scan of [`COLLECTION`] through kv: one page holding the whole collection, as the
+/// baselines read it in one pass. Panics unless it reads every key of the workload.
+#[derive(Clone)]
+pub struct KvScan<S> {
+    /// The store.
+    pub store: S,
+    /// The keys (their count is what the scan must read).
+    pub w: Arc<Workload>,
+}
+
+impl<S: KvStore + Clone + Send + Sync + 'static> Op for KvScan<S> {
+    async fn run(&self, _i: usize) {
+        let opts = ScanOptions::default().with_page_size(self.w.keys.len());
+        let page = self
+            .store
+            .scan_opts(COLLECTION, opts)
+            .await
+            .unwrap_or_else(|e| panic!("kv scan failed: {e}"));
+        assert_eq!(page.items.len(), self.w.keys.len(), "kv scan: entries read");
+        black_box(page);
+    }
+}
+
+/// The name of a server store's scan group: `STORE_scan_10000` (every entry of the workload,
+/// one page), as [`embedded_group_names`] names it for the embedded stores.
+pub fn scan_group_name(store: &str) -> String {
+    format!("{store}_scan_{ENTRIES}")
+}
+
+/// The group `STORE_OP` of a server store's single calls, each carrying `elements` keys.
+pub fn serial_group<'a>(
+    c: &'a mut Criterion,
+    store: &str,
+    op: &str,
+    elements: usize,
+) -> BenchmarkGroup<'a, WallTime> {
+    let mut g = c.benchmark_group(format!("{store}_{op}"));
+    g.throughput(Throughput::Elements(elements as u64));
+    g
+}
+
+/// The scan group of a server store ([`scan_group_name`]): throughput [`ENTRIES`] elements,
+/// and 20 flat samples, as the embedded stores' scan groups, since one scan moves about 10 MB.
+pub fn scan_group<'a>(c: &'a mut Criterion, store: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut g = c.benchmark_group(scan_group_name(store));
+    g.throughput(Throughput::Elements(ENTRIES as u64));
+    g.sample_size(20).sampling_mode(SamplingMode::Flat);
+    g
+}
+
+/// Runs [`bench_serial`] in `g` for the three contenders of a server store, in this order:
+/// the raw client (`(name, op)`, the name `baseline_CLIENT`), then `kv_static` and `kv_dyn`;
+/// then finishes the group.
+pub fn serial_contenders<R: Op, S: Op, D: Op>(
+    mut g: BenchmarkGroup<'_, WallTime>,
+    rt: &tokio::runtime::Runtime,
+    (baseline, raw): (&str, &R),
+    kv_static: &S,
+    kv_dyn: &D,
+) {
+    bench_serial(&mut g, baseline, rt, raw);
+    bench_serial(&mut g, "kv_static", rt, kv_static);
+    bench_serial(&mut g, "kv_dyn", rt, kv_dyn);
+    g.finish();
+}
+
+/// The task group `STORE_OP_tasks_N` (see [`server_group_names`]): [`bench_tasks`] with
+/// `tasks` tasks for the raw client (`(name, op)`), then `kv_static` and `kv_dyn`.
+pub fn task_contenders<R: Op, S: Op, D: Op>(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    (store, op, tasks): (&str, &str, usize),
+    server: &ServerProcs,
+    (baseline, raw): (&str, &R),
+    kv_static: &S,
+    kv_dyn: &D,
+) {
+    let group = format!("{store}_{op}_tasks_{tasks}");
+    let mut g = c.benchmark_group(&group);
+    g.throughput(Throughput::Elements(tasks as u64));
+    bench_tasks(&mut g, &group, baseline, rt, tasks, raw, server);
+    bench_tasks(&mut g, &group, "kv_static", rt, tasks, kv_static, server);
+    bench_tasks(&mut g, &group, "kv_dyn", rt, tasks, kv_dyn, server);
+    g.finish();
 }
 
 /// Writes the workload's entries into a kv store (batches of 1 000) on `rt`.
