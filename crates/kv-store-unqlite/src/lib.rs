@@ -1,9 +1,15 @@
 #![doc = include_str!("../README.md")]
-#![forbid(unsafe_code)]
+// Unsafe code is denied, and forbidden in every module but `raw`, the wrapper over UnQLite's C
+// API (the unqlite crate's own wrapper is unsound; see the module).
+#![deny(unsafe_code)]
 
+#[forbid(unsafe_code)]
 mod config;
 /// How entries map onto the engine's key space (shared with the other engine-backed stores).
 pub use kv_engine::keys as format;
+#[allow(unsafe_code)]
+mod raw;
+#[forbid(unsafe_code)]
 mod store;
 
 pub use config::{UnqliteConfig, UnqliteStoreBuilder};

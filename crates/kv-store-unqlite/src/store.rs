@@ -7,11 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kv_core::{Capability, Error, ErrorKind, Operation, Result, StoreInfo};
-use std::panic::catch_unwind;
-
-use unqlite::{Cursor, KV, Transaction, UnQLite};
 
 use crate::config::{UnqliteConfig, UnqliteStoreBuilder};
+use crate::raw::{self, Db};
 use kv_engine::fs::LockError;
 use kv_engine::{Core, Engine, Visit, WriteOp};
 
@@ -170,18 +168,23 @@ fn open_context(e: Error) -> Error {
 /// The UnQLite database, on the worker thread. Fields drop in order: the database is closed
 /// before the lock file is released.
 struct Uq {
-    db: UnQLite,
+    db: Db,
     _lock: File,
 }
 
-fn uq_err(e: unqlite::Error) -> Error {
-    let msg = e.to_string();
-    let kind = if msg.contains("Corrupt") {
+fn uq_err(e: raw::Error) -> Error {
+    let kind = if e.is_corrupt() {
         ErrorKind::Corrupt
     } else {
         ErrorKind::Backend
     };
-    Error::new(kind, format!("unqlite: {msg}"))
+    Error::new(kind, format!("unqlite: {e}"))
+}
+
+impl From<raw::Error> for Error {
+    fn from(e: raw::Error) -> Self {
+        uq_err(e)
+    }
 }
 
 impl Uq {
@@ -203,18 +206,15 @@ impl Uq {
         let Some(name) = path.to_str() else {
             return Err(config_err("UnQLite needs a UTF-8 path"));
         };
-        // UnQLite's own file locks make a second process wait forever (the unqlite crate
-        // retries while the database is locked), so the store takes an exclusive lock on
-        // PATH.lock first and fails at once if it is held.
+        // UnQLite opens the file only on first use and reports no second user at open, so the
+        // store takes an exclusive lock on PATH.lock first and fails at once if it is held.
         let lock_path = kv_engine::fs::with_suffix(&path, ".lock");
         let lock = kv_engine::fs::lock_file(&lock_path).map_err(|e| match e {
             LockError::Locked => kv_engine::fs::locked(&path, None),
             LockError::Open(e) => config_err(&format!("cannot create its lock file: {e}")),
             LockError::Lock(e) => config_err(&format!("cannot lock {}: {e}", lock_path.display())),
         })?;
-        // `UnQLite::create` panics instead of returning an error.
-        let db = catch_unwind(|| UnQLite::create(name))
-            .map_err(|_| config_err("UnQLite cannot open or create the file"))?;
+        let db = Db::open(name).map_err(|e| config_err(&e.to_string()))?;
         Ok(Uq { db, _lock: lock })
     }
 }
@@ -223,18 +223,14 @@ impl Engine for Uq {
     const ORDERED: bool = false;
 
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if !self.db.kv_contains(key) {
-            return Ok(None);
-        }
-        self.db.kv_fetch(key).map(Some).map_err(uq_err)
+        self.db.fetch(key).map_err(uq_err)
     }
 
     fn write(&mut self, batch: Vec<WriteOp>) -> Result<()> {
         self.db.begin().map_err(uq_err)?;
         let applied = batch.iter().try_for_each(|(k, v)| match v {
-            Some(v) => self.db.kv_store(k, v),
-            None if self.db.kv_contains(k) => self.db.kv_delete(k),
-            None => Ok(()),
+            Some(v) => self.db.store(k, v),
+            None => self.db.delete(k),
         });
         match applied {
             // `commit` rolls back by itself when it fails.
@@ -247,15 +243,7 @@ impl Engine for Uq {
     }
 
     fn range(&mut self, start: &[u8], end: &[u8], visit: Visit<'_>) -> Result<()> {
-        let mut cursor = self.db.first();
-        while let Some(entry) = cursor {
-            let key = entry.key();
-            if key.as_slice() >= start && key.as_slice() < end && !visit(&key, &entry.value())? {
-                break;
-            }
-            cursor = entry.next();
-        }
-        Ok(())
+        self.db.walk(|key| key >= start && key < end, visit)
     }
 
     fn close(&mut self) -> Result<()> {
