@@ -39,7 +39,9 @@ struct Inner {
     info: StoreInfo,
     client: async_nats::Client,
     js: jetstream::Context,
-    buckets: Mutex<HashMap<String, kv::Store>>,
+    /// The opened buckets, shared: a `kv::Store` holds its stream's whole configuration, too
+    /// much to clone on every operation.
+    buckets: Mutex<HashMap<String, Arc<kv::Store>>>,
     closed: AtomicBool,
     msg_ttl: bool,
     max_payload: usize,
@@ -236,7 +238,7 @@ impl NatsStore {
         Error::new(kind, msg)
     }
 
-    fn cached(&self, collection: &str) -> Option<kv::Store> {
+    fn cached(&self, collection: &str) -> Option<Arc<kv::Store>> {
         self.inner
             .buckets
             .lock()
@@ -254,7 +256,7 @@ impl NatsStore {
     }
 
     /// The bucket of a (resolved) collection; created when `create`, else `None` if missing.
-    async fn bucket(&self, collection: &str, create: bool) -> Result<Option<kv::Store>> {
+    async fn bucket(&self, collection: &str, create: bool) -> Result<Option<Arc<kv::Store>>> {
         if let Some(b) = self.cached(collection) {
             return Ok(Some(b));
         }
@@ -297,11 +299,12 @@ impl NatsStore {
                 ),
             ));
         }
+        let store = Arc::new(store);
         self.inner
             .buckets
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(collection.to_owned(), store.clone());
+            .insert(collection.to_owned(), Arc::clone(&store));
         Ok(Some(store))
     }
 
