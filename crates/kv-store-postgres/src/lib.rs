@@ -7,7 +7,9 @@ mod search;
 mod store;
 mod tls;
 
-pub use config::{DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, PostgresConfig, SslMode};
+pub use config::{
+    DEFAULT_POOL_SIZE, DEFAULT_SHARED_CONNECTIONS, DEFAULT_TIMEOUT, PostgresConfig, SslMode,
+};
 pub use store::PostgresStore;
 
 /// The tokio-postgres crate this store is built on.
