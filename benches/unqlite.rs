@@ -1,17 +1,18 @@
-//! UnQLite: kv's `UnqliteStore` against the unqlite crate writing the store's own layout.
+//! UnQLite: kv's `UnqliteStore` against UnQLite's C API writing the store's own layout.
 //!
 //! The baseline does the store's engine work (`kv_store_unqlite::format`, the layout of every
 //! engine-backed store): keys are `0x01`, the u32 length of the collection, the collection and
 //! the key; values the kv envelope (`kv_core::envelope`) followed by the bytes; versions come
 //! from a counter whose reserve is written to the meta key every 1 024 versions
-//! ([`EngineVersions`]), in the same transaction. A write is one UnQLite transaction
-//! (`begin`, the stores, `commit`); a get is `kv_contains` then `kv_fetch` (the crate hides
-//! the error code, so "not found" cannot be told from a failure any other way) and decodes the
+//! ([`EngineVersions`]), in the same transaction. Both sides call the C library through
+//! `kv_store_unqlite::raw` (the unqlite crate's own wrapper opens databases with undefined
+//! behaviour that breaks release builds). A write is one UnQLite transaction (`begin`, the
+//! stores, `commit`); a get is one `unqlite_kv_fetch` (size, then bytes) and decodes the
 //! envelope. UnQLite's store is a hash table, so a scan walks every record with a cursor,
 //! keeps the collection's live ones and sorts them by key.
 //!
-//! What differs: the store's scan collects the live keys first, then fetches each value again
-//! by key (another `kv_contains` + `kv_fetch` per entry), where the baseline keeps the value
+//! What differs: the store's scan (kv-engine's, for an unordered engine) collects the page's
+//! live keys first, then fetches each value again by key (one more fetch per entry), where the baseline keeps the value
 //! the cursor already read; the store runs every operation on its own worker thread, so the
 //! ratio also includes one hand-off to that thread and back per call, besides the API's
 //! copies, key-length checks, error context and dispatch.
@@ -20,11 +21,6 @@
 //! that, so both sides wait for the disk on every write (the write groups take fewer
 //! samples). Each contender has its own database file holding the same 10 000 entries of
 //! 1 KiB.
-//!
-//! Known blocker: unqlite 1.5's `UnQLite::open` (behind `create`) reads its database pointer
-//! from `MaybeUninit::uninit().assume_init()`, which is undefined behaviour; in release builds
-//! LLVM drops the whole open path (`unqlite_open` is not even linked), so `cargo bench` stops
-//! at the first open — the baseline's here, and `UnqliteStore::open` is affected the same way.
 
 use std::path::Path;
 
@@ -33,14 +29,14 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt;
 use kv::unqlite::UnqliteStore;
 use kv::unqlite::format::{META_NEXT_VERSION, collection_end, collection_prefix, data_key};
-use kv::unqlite::unqlite::{Cursor, KV, Transaction, UnQLite};
+use kv::unqlite::raw::{Db, Error};
 use kv_benches::{COLLECTION, EngineVersions, KvSide, Side, Workload};
 use kv_core::Timestamp;
 use kv_core::envelope::{self, Meta};
 
-/// The unqlite crate on its own database file, in the store's layout.
+/// UnQLite's C API on its own database file, in the store's layout.
 struct Unq {
-    db: UnQLite,
+    db: Db,
     keys: Vec<Vec<u8>>,
     prefix: Vec<u8>,
     end: Vec<u8>,
@@ -49,7 +45,7 @@ struct Unq {
 
 impl Unq {
     fn open(path: &Path, w: &Workload) -> Unq {
-        let db = UnQLite::create(path.to_str().expect("a UTF-8 path"));
+        let db = Db::open(path.to_str().expect("a UTF-8 path")).expect("open the database");
         let prefix = collection_prefix(COLLECTION);
         Unq {
             db,
@@ -66,7 +62,7 @@ impl Unq {
         self.db.begin().expect("begin");
         if let Some(reserve) = reserve {
             self.db
-                .kv_store(META_NEXT_VERSION, reserve.to_le_bytes())
+                .store(META_NEXT_VERSION, &reserve.to_le_bytes())
                 .expect("store the reserve");
         }
         let mut raw = Vec::new();
@@ -78,17 +74,13 @@ impl Unq {
             };
             raw.clear();
             envelope::encode_into(&meta, value, &mut raw);
-            self.db.kv_store(&self.keys[k], &raw).expect("store");
+            self.db.store(&self.keys[k], &raw).expect("store");
         }
         self.db.commit().expect("commit");
     }
 
-    fn read(&self, k: usize, now: Timestamp) -> Option<(Meta, Bytes)> {
-        let key = &self.keys[k];
-        if !self.db.kv_contains(key) {
-            return None;
-        }
-        let raw = self.db.kv_fetch(key).expect("fetch");
+    fn read(&mut self, k: usize, now: Timestamp) -> Option<(Meta, Bytes)> {
+        let raw = self.db.fetch(&self.keys[k]).expect("fetch")?;
         let (meta, value) = envelope::decode(Bytes::from(raw)).expect("an envelope");
         (!meta.is_expired_at(now)).then_some((meta, value))
     }
@@ -120,18 +112,22 @@ impl Side for Unq {
     fn scan(&mut self, _: &Workload) -> usize {
         let now = Timestamp::now();
         let mut items: Vec<(String, Meta, Bytes)> = Vec::new();
-        let mut cursor = self.db.first();
-        while let Some(entry) = cursor {
-            let (k, v) = entry.key_value();
-            if k.as_slice() >= self.prefix.as_slice() && k.as_slice() < self.end.as_slice() {
-                let key = String::from_utf8(k[self.prefix.len()..].to_vec()).expect("UTF-8");
-                let (meta, value) = envelope::decode(Bytes::from(v)).expect("an envelope");
-                if !meta.is_expired_at(now) {
-                    items.push((key, meta, value));
-                }
-            }
-            cursor = entry.next();
-        }
+        let (prefix, end) = (self.prefix.as_slice(), self.end.as_slice());
+        let prefix_len = prefix.len();
+        self.db
+            .walk::<Error>(
+                |k| k >= prefix && k < end,
+                |k, v| {
+                    let key = String::from_utf8(k[prefix_len..].to_vec()).expect("UTF-8");
+                    let (meta, value) =
+                        envelope::decode(Bytes::copy_from_slice(v)).expect("an envelope");
+                    if !meta.is_expired_at(now) {
+                        items.push((key, meta, value));
+                    }
+                    Ok(true)
+                },
+            )
+            .expect("walk");
         items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let n = items.len();
         std::hint::black_box(items);

@@ -8,7 +8,7 @@ mod config;
 /// How entries map onto the engine's key space (shared with the other engine-backed stores).
 pub use kv_engine::keys as format;
 #[allow(unsafe_code)]
-mod raw;
+pub mod raw;
 #[forbid(unsafe_code)]
 mod store;
 

@@ -14,7 +14,26 @@
 //! cursor never outlives its database. [`Db`] holds a raw pointer and so is neither `Send` nor
 //! `Sync`: the store creates it on its worker thread and never lets it leave.
 //!
-//! The module is private, so its example is the unit tests at the bottom of this file.
+//! Public so that programs (and kv's benchmarks) can use UnQLite's key-value API soundly
+//! without the crate's wrapper:
+//!
+//! ```
+//! use kv_store_unqlite::raw::Db;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let mut db = Db::open(dir.path().join("kv.db").to_str().unwrap())?;
+//! db.begin()?;
+//! db.store(b"k", b"v")?;
+//! db.commit()?;
+//! assert_eq!(db.fetch(b"k")?, Some(b"v".to_vec()));
+//! let mut seen = Vec::new();
+//! db.walk::<kv_store_unqlite::raw::Error>(|_| true, |k, v| {
+//!     seen.push((k.to_vec(), v.to_vec()));
+//!     Ok(true)
+//! })?;
+//! assert_eq!(seen, [(b"k".to_vec(), b"v".to_vec())]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::ffi::{CString, c_char, c_int, c_uint, c_void};
 use std::fmt;
@@ -34,7 +53,7 @@ const OPEN_CREATE: c_uint = ffi::UNQLITE_OPEN_CREATE as c_uint;
 /// A failed UnQLite call: the operation, UnQLite's result code and the text UnQLite logged
 /// for it, if any. Never contains keys or values.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Error {
+pub struct Error {
     op: &'static str,
     code: c_int,
     log: Option<String>,
@@ -52,7 +71,7 @@ impl Error {
 
     /// True for `UNQLITE_CORRUPT`: a damaged database. (UnQLite also returns it for a misused
     /// handle, which `Db` rules out.)
-    pub(crate) fn is_corrupt(&self) -> bool {
+    pub fn is_corrupt(&self) -> bool {
         self.code == CORRUPT
     }
 }
@@ -100,7 +119,7 @@ fn describe(code: c_int) -> &'static str {
 /// An open UnQLite database (its default on-disk hash engine). Closed when dropped; a
 /// transaction still open then is rolled back, never committed.
 #[derive(Debug)]
-pub(crate) struct Db {
+pub struct Db {
     /// Valid from a successful `unqlite_open` until `unqlite_close` in `Drop`.
     handle: NonNull<ffi::unqlite>,
     /// How many bytes of UnQLite's error log (which only grows) were already reported.
@@ -113,7 +132,7 @@ impl Db {
     /// Opens the database file `path`, creating it if missing. UnQLite touches the file only
     /// on the first access, so most problems with the path (a directory, no permission) show up
     /// on the first read or write, which the store makes at once.
-    pub(crate) fn open(path: &str) -> Result<Db, Error> {
+    pub fn open(path: &str) -> Result<Db, Error> {
         let name = c_path(path)?;
         let mut handle: *mut ffi::unqlite = ptr::null_mut();
         // SAFETY: `&mut handle` is a valid, initialised out-pointer for the new handle and
@@ -139,7 +158,7 @@ impl Db {
     }
 
     /// The value of `key`, or `None` if there is none.
-    pub(crate) fn fetch(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+    pub fn fetch(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         let key_len = key_len("fetch", key)?;
         let mut size: ffi::unqlite_int64 = 0;
         // SAFETY: the handle is valid (see `handle`); `key` is readable for `key_len` bytes;
@@ -193,7 +212,7 @@ impl Db {
     }
 
     /// Sets the value of `key` (an empty key is an UnQLite error).
-    pub(crate) fn store(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+    pub fn store(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
         let key_len = key_len("store", key)?;
         let value_len = ffi::unqlite_int64::try_from(value.len())
             .map_err(|_| Error::invalid("store", "the value is too long"))?;
@@ -212,7 +231,7 @@ impl Db {
     }
 
     /// Removes `key`; a key that is not there is not an error.
-    pub(crate) fn delete(&mut self, key: &[u8]) -> Result<(), Error> {
+    pub fn delete(&mut self, key: &[u8]) -> Result<(), Error> {
         let key_len = key_len("delete", key)?;
         // SAFETY: the handle is valid; `key` is readable for `key_len` bytes.
         let rc = unsafe {
@@ -225,7 +244,7 @@ impl Db {
     }
 
     /// Starts a write transaction.
-    pub(crate) fn begin(&mut self) -> Result<(), Error> {
+    pub fn begin(&mut self) -> Result<(), Error> {
         // SAFETY: the handle is valid.
         let rc = unsafe { ffi::unqlite_begin(self.handle.as_ptr()) };
         self.check("begin", rc)?;
@@ -235,7 +254,7 @@ impl Db {
 
     /// Commits the transaction (journal and file synced); without one, does nothing. If the
     /// commit fails, the transaction is rolled back.
-    pub(crate) fn commit(&mut self) -> Result<(), Error> {
+    pub fn commit(&mut self) -> Result<(), Error> {
         // SAFETY: the handle is valid.
         let rc = unsafe { ffi::unqlite_commit(self.handle.as_ptr()) };
         if rc != OK {
@@ -248,7 +267,7 @@ impl Db {
     }
 
     /// Discards the writes of the transaction.
-    pub(crate) fn rollback(&mut self) -> Result<(), Error> {
+    pub fn rollback(&mut self) -> Result<(), Error> {
         // SAFETY: the handle is valid.
         let rc = unsafe { ffi::unqlite_rollback(self.handle.as_ptr()) };
         self.in_transaction = false;
@@ -258,7 +277,7 @@ impl Db {
     /// Walks every entry, in UnQLite's (hash) order: for each key `wanted` accepts, reads the
     /// value and calls `visit(key, value)`, until `visit` returns `Ok(false)` or an error.
     /// Values of unwanted keys are never read.
-    pub(crate) fn walk<E: From<Error>>(
+    pub fn walk<E: From<Error>>(
         &mut self,
         mut wanted: impl FnMut(&[u8]) -> bool,
         mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool, E>,
