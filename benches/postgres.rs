@@ -10,8 +10,9 @@
 //! - `postgres_{get,put,get_many_100,put_many_100}`: one operation at a time (latency), driven
 //!   by `block_on` on a multi-thread runtime; the baseline uses one connection.
 //! - `postgres_{get,put}_tasks_{1,64}`: 1 and 64 concurrent tasks. The baseline gives each
-//!   task a connection of its own (as `pgbench -c 64` does); kv runs with `pool_size=64`, so
-//!   both sides have as many server connections as tasks.
+//!   task a connection of its own (as `pgbench -c 64` does); kv runs with `pool_size=64` and
+//!   its default `shared_connections` (2): its point operations pipeline on two connections,
+//!   which is the store's answer to the same load, not the same client setup.
 
 use std::error::Error as StdError;
 use std::hint::black_box;
@@ -19,12 +20,12 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use kv::postgres::PostgresStore;
 use kv::postgres::tokio_postgres::{self, Client, NoTls, Row, Statement};
 use kv_benches::{
     BATCH, COLLECTION, KvGet, KvGetMany, KvPut, KvPutMany, Op, ServerProcs, TASKS, Workload,
-    bench_serial, bench_tasks,
+    serial_contenders, serial_group, task_contenders,
 };
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
@@ -308,59 +309,57 @@ fn benches(c: &mut Criterion) {
     }
 
     // One operation at a time.
-    macro_rules! serial_group {
-        ($name:expr, $elements:expr, $raw:expr, $kv:ident) => {{
-            let mut g = c.benchmark_group(format!("{STORE}_{}", $name));
-            g.throughput(Throughput::Elements($elements as u64));
-            let (s, d) = kv_ops!($kv);
-            bench_serial(&mut g, "baseline_tokio_postgres", &rt, &$raw);
-            bench_serial(&mut g, "kv_static", &rt, &s);
-            bench_serial(&mut g, "kv_dyn", &rt, &d);
-            g.finish();
-        }};
-    }
-    serial_group!("get", 1, RawGet(raw.clone()), KvGet);
-    serial_group!("put", 1, RawPut(raw.clone()), KvPut);
-    serial_group!("get_many_100", BATCH, RawGetMany(raw.clone()), KvGetMany);
-    serial_group!("put_many_100", BATCH, RawPutMany(raw.clone()), KvPutMany);
+    const BASELINE: &str = "baseline_tokio_postgres";
+    let (s, d) = kv_ops!(KvGet);
+    serial_contenders(
+        serial_group(c, STORE, "get", 1),
+        &rt,
+        (BASELINE, &RawGet(raw.clone())),
+        &s,
+        &d,
+    );
+    let (s, d) = kv_ops!(KvPut);
+    serial_contenders(
+        serial_group(c, STORE, "put", 1),
+        &rt,
+        (BASELINE, &RawPut(raw.clone())),
+        &s,
+        &d,
+    );
+    let (s, d) = kv_ops!(KvGetMany);
+    let g = serial_group(c, STORE, "get_many_100", BATCH);
+    serial_contenders(g, &rt, (BASELINE, &RawGetMany(raw.clone())), &s, &d);
+    let (s, d) = kv_ops!(KvPutMany);
+    let g = serial_group(c, STORE, "put_many_100", BATCH);
+    serial_contenders(g, &rt, (BASELINE, &RawPutMany(raw.clone())), &s, &d);
     drop(raw);
 
-    // Concurrent tasks, one server connection per task on both sides.
+    // Concurrent tasks: the raw client with one server connection per task (as pgbench), kv
+    // with its defaults (point operations pipelined on its shared connections).
     for tasks in TASKS {
         let raw = connect_raw(tasks);
-        let group = format!("{STORE}_get_tasks_{tasks}");
-        let mut g = c.benchmark_group(&group);
-        g.throughput(Throughput::Elements(tasks as u64));
         let (s, d) = kv_ops!(KvGet);
-        bench_tasks(
-            &mut g,
-            &group,
-            "baseline_tokio_postgres",
+        let raw_get = RawGet(raw.clone());
+        task_contenders(
+            c,
             &rt,
-            tasks,
-            &RawGet(raw.clone()),
+            (STORE, "get", tasks),
             &procs,
+            (BASELINE, &raw_get),
+            &s,
+            &d,
         );
-        bench_tasks(&mut g, &group, "kv_static", &rt, tasks, &s, &procs);
-        bench_tasks(&mut g, &group, "kv_dyn", &rt, tasks, &d, &procs);
-        g.finish();
-
-        let group = format!("{STORE}_put_tasks_{tasks}");
-        let mut g = c.benchmark_group(&group);
-        g.throughput(Throughput::Elements(tasks as u64));
         let (s, d) = kv_ops!(KvPut);
-        bench_tasks(
-            &mut g,
-            &group,
-            "baseline_tokio_postgres",
+        let raw_put = RawPut(raw.clone());
+        task_contenders(
+            c,
             &rt,
-            tasks,
-            &RawPut(raw.clone()),
+            (STORE, "put", tasks),
             &procs,
+            (BASELINE, &raw_put),
+            &s,
+            &d,
         );
-        bench_tasks(&mut g, &group, "kv_static", &rt, tasks, &s, &procs);
-        bench_tasks(&mut g, &group, "kv_dyn", &rt, tasks, &d, &procs);
-        g.finish();
     }
 }
 

@@ -21,12 +21,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use kv::redis::RedisStore;
 use kv::redis::redis;
 use kv_benches::{
-    BATCH, KvGet, KvGetMany, KvPut, KvPutMany, Op, ServerProcs, TASKS, Workload, bench_serial,
-    bench_tasks,
+    BATCH, KvGet, KvGetMany, KvPut, KvPutMany, Op, ServerProcs, TASKS, Workload, serial_contenders,
+    serial_group, task_contenders,
 };
 use kv_core::envelope::{self, Meta};
 use kv_core::{DestroyOptions, KvStore, Timestamp};
@@ -211,57 +211,54 @@ fn benches(c: &mut Criterion) {
     }
 
     // One operation at a time.
-    macro_rules! serial_group {
-        ($name:expr, $elements:expr, $raw:expr, $kv:ident) => {{
-            let mut g = c.benchmark_group(format!("{STORE}_{}", $name));
-            g.throughput(Throughput::Elements($elements as u64));
-            let (s, d) = kv_ops!($kv);
-            bench_serial(&mut g, "baseline_redis_rs", &rt, &$raw);
-            bench_serial(&mut g, "kv_static", &rt, &s);
-            bench_serial(&mut g, "kv_dyn", &rt, &d);
-            g.finish();
-        }};
-    }
-    serial_group!("get", 1, RawGet(raw.clone()), KvGet);
-    serial_group!("put", 1, RawPut(raw.clone()), KvPut);
-    serial_group!("get_many_100", BATCH, RawGetMany(raw.clone()), KvGetMany);
-    serial_group!("put_many_100", BATCH, RawPutMany(raw.clone()), KvPutMany);
+    const BASELINE: &str = "baseline_redis_rs";
+    let (s, d) = kv_ops!(KvGet);
+    serial_contenders(
+        serial_group(c, STORE, "get", 1),
+        &rt,
+        (BASELINE, &RawGet(raw.clone())),
+        &s,
+        &d,
+    );
+    let (s, d) = kv_ops!(KvPut);
+    serial_contenders(
+        serial_group(c, STORE, "put", 1),
+        &rt,
+        (BASELINE, &RawPut(raw.clone())),
+        &s,
+        &d,
+    );
+    let (s, d) = kv_ops!(KvGetMany);
+    let g = serial_group(c, STORE, "get_many_100", BATCH);
+    serial_contenders(g, &rt, (BASELINE, &RawGetMany(raw.clone())), &s, &d);
+    let (s, d) = kv_ops!(KvPutMany);
+    let g = serial_group(c, STORE, "put_many_100", BATCH);
+    serial_contenders(g, &rt, (BASELINE, &RawPutMany(raw.clone())), &s, &d);
 
     // Concurrent tasks sharing the connection.
     for tasks in TASKS {
-        let group = format!("{STORE}_get_tasks_{tasks}");
-        let mut g = c.benchmark_group(&group);
-        g.throughput(Throughput::Elements(tasks as u64));
         let (s, d) = kv_ops!(KvGet);
-        bench_tasks(
-            &mut g,
-            &group,
-            "baseline_redis_rs",
+        let raw_get = RawGet(raw.clone());
+        task_contenders(
+            c,
             &rt,
-            tasks,
-            &RawGet(raw.clone()),
+            (STORE, "get", tasks),
             &procs,
+            (BASELINE, &raw_get),
+            &s,
+            &d,
         );
-        bench_tasks(&mut g, &group, "kv_static", &rt, tasks, &s, &procs);
-        bench_tasks(&mut g, &group, "kv_dyn", &rt, tasks, &d, &procs);
-        g.finish();
-
-        let group = format!("{STORE}_put_tasks_{tasks}");
-        let mut g = c.benchmark_group(&group);
-        g.throughput(Throughput::Elements(tasks as u64));
         let (s, d) = kv_ops!(KvPut);
-        bench_tasks(
-            &mut g,
-            &group,
-            "baseline_redis_rs",
+        let raw_put = RawPut(raw.clone());
+        task_contenders(
+            c,
             &rt,
-            tasks,
-            &RawPut(raw.clone()),
+            (STORE, "put", tasks),
             &procs,
+            (BASELINE, &raw_put),
+            &s,
+            &d,
         );
-        bench_tasks(&mut g, &group, "kv_static", &rt, tasks, &s, &procs);
-        bench_tasks(&mut g, &group, "kv_dyn", &rt, tasks, &d, &procs);
-        g.finish();
     }
 
     if let Err(e) = rt.block_on(store.destroy_opts(DestroyOptions::default())) {
