@@ -88,12 +88,23 @@ fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
 }
 
+/// The program and arguments of `cmd`, without its environment: `Command`'s `Debug` shows the
+/// variables set on it, and service URLs may carry passwords.
+fn command_line(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn run(what: &str, cmd: &mut Command) -> Result<(), String> {
-    eprintln!("xtask: {what}: {cmd:?}");
+    let shown = command_line(cmd);
+    eprintln!("xtask: {what}: {shown}");
     let started = Instant::now();
     let status = cmd
         .status()
-        .map_err(|e| format!("{what}: cannot start {cmd:?}: {e}"))?;
+        .map_err(|e| format!("{what}: cannot start {shown}: {e}"))?;
     eprintln!("xtask: {what}: {:?} in {:.1?}", status, started.elapsed());
     if status.success() {
         Ok(())
