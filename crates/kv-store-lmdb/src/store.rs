@@ -112,7 +112,7 @@ impl Shared {
         mut body: impl FnMut(&mut RwTxn<'_>, &Shared) -> TxResult<(T, bool)>,
     ) -> Result<T> {
         for _ in 0..MAX_RETRIES {
-            let size = self.env.info().map_size;
+            let size = self.map_size();
             let r = {
                 let _gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
                 match self.env.write_txn() {
@@ -139,6 +139,14 @@ impl Shared {
         Err(map_error())
     }
 
+    /// The map's current size. `mdb_env_info` reads the meta pages inside the memory map,
+    /// which a resize on another thread unmaps and maps again: it must hold `gate` too (without
+    /// it, concurrent writers growing the map crashed with SIGBUS/SIGSEGV now and then).
+    fn map_size(&self) -> usize {
+        let _gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+        self.env.info().map_size
+    }
+
     /// Doubles the map if it is still `full_at` bytes (`Some`), or adopts the size another
     /// process gave it (`None`).
     fn resize(&self, full_at: Option<usize>) -> Result<()> {
@@ -160,7 +168,8 @@ impl Shared {
         // SAFETY: LMDB allows `mdb_env_set_mapsize` on an open environment while the calling
         // process has no active transaction on it. We hold `gate` for writing, and every
         // transaction on `self.env` is created and dropped inside `Shared::read` /
-        // `Shared::write` while `gate` is held for reading (the `Env` is private to this module
+        // `Shared::write` while `gate` is held for reading, as is every `mdb_env_info`, which
+        // reads the map's meta pages (`Shared::map_size`) (the `Env` is private to this module
         // and never handed out), so none is active. No other `Env` for this environment exists
         // in this process: stores share one `Shared` per canonical path through `ENVS`, and
         // heed refuses to open the same path twice (`EnvAlreadyOpened`). Transactions of other
@@ -387,7 +396,7 @@ impl LmdbStore {
     /// # Ok::<(), kv_core::Error>(())
     /// ```
     pub fn map_size(&self) -> Result<usize> {
-        Ok(self.open_shared(Operation::Get)?.env.info().map_size)
+        Ok(self.open_shared(Operation::Get)?.map_size())
     }
 
     /// Stores `raw` as the LMDB value bytes of a pair **in place of its envelope**, without any
