@@ -45,7 +45,7 @@ impl std::error::Error for LockError {
 
 /// Opens `path` (creating it, never truncating it) and takes an exclusive, advisory lock on
 /// it (`flock`-style, [`File::try_lock`]) without waiting. The lock is held until the returned
-/// file is closed (or explicitly unlocked).
+/// [`FileLock`] is dropped (or explicitly unlocked).
 ///
 /// The lock belongs to the open file, not to the process: a second `lock_file` on the same
 /// path fails both in another process and in this one, so two open stores never share a file.
@@ -67,7 +67,7 @@ impl std::error::Error for LockError {
 /// drop(lock);
 /// assert!(lock_file(&path).is_ok());
 /// ```
-pub fn lock_file(path: impl AsRef<Path>) -> Result<File, LockError> {
+pub fn lock_file(path: impl AsRef<Path>) -> Result<FileLock, LockError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -76,9 +76,54 @@ pub fn lock_file(path: impl AsRef<Path>) -> Result<File, LockError> {
         .open(path.as_ref())
         .map_err(LockError::Open)?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
+        Ok(()) => Ok(FileLock { file }),
         Err(TryLockError::WouldBlock) => Err(LockError::Locked),
         Err(TryLockError::Error(e)) => Err(LockError::Lock(e)),
+    }
+}
+
+/// An exclusive lock taken by [`lock_file`], released when dropped.
+///
+/// Dropping unlocks explicitly before the file is closed: an `flock` lock belongs to the open
+/// file description, which a child process forked by another thread shares until it `exec`s
+/// (std opens files close-on-exec, but the copy lives between fork and exec). Merely closing
+/// our descriptor would leave the lock held by that copy for a moment, and a store reopened
+/// right after being dropped would find its own file "locked by another process".
+///
+/// # Example
+///
+/// ```
+/// use kv_engine::fs::lock_file;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let lock = lock_file(dir.path().join("data.lock")).unwrap();
+/// assert!(lock.file().metadata().is_ok());
+/// drop(lock); // unlocked here, even if a child process still holds a copy of the descriptor
+/// ```
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+}
+
+impl FileLock {
+    /// The locked file (to read or write a lock file's contents).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Releases the lock now; dropping does the same.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error of the unlock call.
+    pub fn unlock(&self) -> io::Result<()> {
+        self.file.unlock()
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
     }
 }
 
@@ -273,6 +318,18 @@ mod tests {
         assert!(matches!(lock_file(&path), Err(LockError::Locked)));
         drop(first);
         lock_file(&path).unwrap();
+    }
+
+    #[test]
+    fn dropping_releases_the_lock_while_a_copy_of_the_descriptor_lives() {
+        // A child forked by another thread holds such a copy until it execs.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l");
+        let first = lock_file(&path).unwrap();
+        let forked_copy = first.file.try_clone().unwrap();
+        drop(first);
+        lock_file(&path).expect("the lock is released although a copy is open");
+        drop(forked_copy);
     }
 
     #[test]

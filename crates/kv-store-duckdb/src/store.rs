@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::File;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -67,7 +66,7 @@ struct Inner {
 struct Open {
     conn: Connection,
     /// The lock file, locked while the database is open (released after DuckDB closed it).
-    lock: Option<File>,
+    lock: Option<kv_engine::fs::FileLock>,
 }
 
 impl fmt::Debug for DuckDbStore {
@@ -321,7 +320,7 @@ fn io_open_error(io: std::io::Error, path: &Path, what: &str) -> Error {
 
 /// Takes the store's lock file, so that a second store — in this process too, where DuckDB's
 /// own `fcntl` lock does not help — fails at once instead of opening the file twice.
-fn take_lock(path: &Path) -> Result<File> {
+fn take_lock(path: &Path) -> Result<kv_engine::fs::FileLock> {
     if path.is_dir() {
         return Err(Error::new(
             ErrorKind::Config,

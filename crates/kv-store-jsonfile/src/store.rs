@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{self, File};
+use std::fs;
 use std::future::{Future, ready};
 use std::io;
 use std::ops::Bound;
@@ -74,7 +74,7 @@ struct Snapshot {
 
 struct FileWriter {
     /// Held (locked) for the store's lifetime; closing it releases the lock.
-    _lock: File,
+    _lock: kv_engine::fs::FileLock,
     /// The generation the file holds.
     written: u64,
 }

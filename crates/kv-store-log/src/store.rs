@@ -63,7 +63,7 @@ type Index = HashMap<String, BTreeMap<String, Slot>>;
 
 struct State {
     file: File,
-    lock: File,
+    lock: kv_engine::fs::FileLock,
     /// The end of the valid data (where the next line goes).
     len: u64,
     /// Bytes no live entry needs: overwritten and deleted entries, tombstones, batch markers.

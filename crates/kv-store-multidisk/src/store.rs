@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::File;
 use std::future::{Future, ready};
 use std::ops::Bound;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -66,7 +65,7 @@ struct Inner {
 struct Open {
     dir: PathBuf,
     /// Held (locked) while the store is open.
-    lock: File,
+    lock: kv_engine::fs::FileLock,
     meta: Database,
     versions: Mutex<Versions>,
     /// Open collection files by file name.

@@ -78,7 +78,7 @@ struct State {
     /// Read-only stores: the file and the offset of its data section.
     file: Option<(Arc<File>, u64)>,
     /// Read-write stores on a file: the held lock file.
-    _lock: Option<File>,
+    _lock: Option<kv_engine::fs::FileLock>,
 }
 
 impl fmt::Debug for SafetensorsStore {
@@ -430,7 +430,7 @@ impl SafetensorsStore {
     }
 
     /// Takes the exclusive lock of a read-write file (`PATH.lock`).
-    fn lock(path: &Path) -> Result<File> {
+    fn lock(path: &Path) -> Result<kv_engine::fs::FileLock> {
         let lock_file = lock_path(path);
         kv_engine::fs::lock_file(&lock_file).map_err(|e| match e {
             LockError::Locked => kv_engine::fs::locked(path, None),

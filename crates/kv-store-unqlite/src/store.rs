@@ -1,7 +1,6 @@
 //! The store: one UnQLite file, owned by one worker thread.
 
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,7 +168,7 @@ fn open_context(e: Error) -> Error {
 /// before the lock file is released.
 struct Uq {
     db: Db,
-    _lock: File,
+    _lock: kv_engine::fs::FileLock,
 }
 
 fn uq_err(e: raw::Error) -> Error {
