@@ -41,14 +41,17 @@ pub const RELATIVE_EXPTIME_MAX: u64 = 30 * 24 * 3600;
 
 /// The memcached key of an entry, and whether it is the hashed form.
 pub fn item_key(prefix: &str, collection: &str, key: &str) -> (String, bool) {
-    let mut out = String::with_capacity(prefix.len() + collection.len() + key.len() + 2);
-    out.push_str(prefix);
-    out.push(':');
+    let mut out = Vec::with_capacity(prefix.len() + collection.len() + key.len() + 2);
+    out.extend_from_slice(prefix.as_bytes());
+    out.push(b':');
     escape_into(collection, &mut out);
-    out.push(':');
+    out.push(b':');
     escape_into(key, &mut out);
     if out.len() <= MAX_ITEM_KEY {
-        return (out, false);
+        // The prefix is checked to be printable ASCII, the escapes are ASCII.
+        if let Ok(out) = String::from_utf8(out) {
+            return (out, false);
+        }
     }
     let mut h = Sha256::new();
     h.update((collection.len() as u64).to_le_bytes());
@@ -64,14 +67,11 @@ pub fn item_key(prefix: &str, collection: &str, key: &str) -> (String, bool) {
     (out, true)
 }
 
-fn escape_into(s: &str, out: &mut String) {
-    for &b in s.as_bytes() {
-        if (0x21..=0x7E).contains(&b) && b != b'%' && b != b':' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
+/// Printable ASCII except `%` and `:` is kept; everything else becomes `%XX`.
+fn escape_into(s: &str, out: &mut Vec<u8>) {
+    kv_core::format::percent::push_escaped(out, s, |b| {
+        (0x21..=0x7E).contains(&b) && b != b'%' && b != b':'
+    });
 }
 
 /// Encodes an item value.

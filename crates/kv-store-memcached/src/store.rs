@@ -1,6 +1,6 @@
 //! The store: a connection pool per server, a consistent-hash ring, and the `KvStore` impl.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -417,10 +417,11 @@ impl MemcachedStore {
     ) -> Result<Vec<(Located<'a>, Option<(Bytes, u64)>)>> {
         let located: Vec<Located<'a>> = keys.iter().map(|k| self.locate(collection, k)).collect();
         let mut by_server: HashMap<usize, Vec<&str>> = HashMap::new();
+        // A key asked twice is fetched once (a set, not a scan of the list: batches are large).
+        let mut seen = HashSet::with_capacity(located.len());
         for l in &located {
-            let v = by_server.entry(l.server).or_default();
-            if !v.contains(&l.ik.as_str()) {
-                v.push(&l.ik);
+            if seen.insert(l.ik.as_str()) {
+                by_server.entry(l.server).or_default().push(&l.ik);
             }
         }
         let results = try_join_all(

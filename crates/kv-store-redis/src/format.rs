@@ -112,15 +112,7 @@ fn push_tag(out: &mut Vec<u8>, namespace: &str, collection: &str) {
 }
 
 fn push_escaped(out: &mut Vec<u8>, s: &str) {
-    for &b in s.as_bytes() {
-        match b {
-            b'%' => out.extend_from_slice(b"%25"),
-            b'{' => out.extend_from_slice(b"%7B"),
-            b'}' => out.extend_from_slice(b"%7D"),
-            b':' => out.extend_from_slice(b"%3A"),
-            b => out.push(b),
-        }
-    }
+    kv_core::format::percent::push_escaped(out, s, |b| !matches!(b, b'%' | b'{' | b'}' | b':'));
 }
 
 /// The collection of a native key, given the namespace prefix.
