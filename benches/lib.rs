@@ -267,22 +267,30 @@ pub fn embedded_groups(
                 continue;
             }
             let mut i = 0usize;
+            let mut meter = CpuMeter::new(None);
             g.bench_function(*name, |b| {
-                b.iter(|| {
-                    i = i.wrapping_add(1);
-                    match op {
-                        0 => {
-                            black_box(side.get(w, i));
+                b.iter_custom(|iters| {
+                    meter.measure(iters, || {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            i = i.wrapping_add(1);
+                            match op {
+                                0 => {
+                                    black_box(side.get(w, i));
+                                }
+                                1 => side.put(w, i),
+                                2 => side.get_many(w, i),
+                                3 => side.put_many(w, i),
+                                _ => {
+                                    black_box(side.scan(w));
+                                }
+                            }
                         }
-                        1 => side.put(w, i),
-                        2 => side.get_many(w, i),
-                        3 => side.put_many(w, i),
-                        _ => {
-                            black_box(side.scan(w));
-                        }
-                    }
+                        start.elapsed()
+                    })
                 })
             });
+            meter.save(group, name);
         }
         g.finish();
     }
@@ -475,20 +483,106 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Benchmarks `op` one call at a time (latency): each iteration is `block_on(op.run(i))` on
-/// the multi-thread runtime `rt`.
+/// the multi-thread runtime `rt`. The CPU time of this process and of the `server` is
+/// recorded per call as [`bench_tasks`] does (see [`CpuMeter`]).
 pub fn bench_serial(
     g: &mut BenchmarkGroup<'_, WallTime>,
-    name: &str,
+    (group, name): (&str, &str),
     rt: &tokio::runtime::Runtime,
+    server: &ServerProcs,
     op: &impl Op,
 ) {
     let mut i = 0usize;
+    let mut meter = CpuMeter::new(Some(server));
     g.bench_function(name, |b| {
-        b.iter(|| {
-            i = i.wrapping_add(1);
-            rt.block_on(op.run(i));
+        b.iter_custom(|iters| {
+            meter.measure(iters, || {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    i = i.wrapping_add(1);
+                    rt.block_on(op.run(i));
+                }
+                start.elapsed()
+            })
         })
     });
+    meter.save(group, name);
+}
+
+/// Sums the CPU time this process — every thread: the caller's, the runtime's workers, a
+/// store's worker thread — and a server's processes spent over a benchmark's samples
+/// (warm-up included), and, under `cargo xtask bench`, leaves it per call in
+/// `NOTES/GROUP.NAME.cpu` (`client_ns server_ns calls`).
+///
+/// The wall-time ratio is what a caller waits; the client CPU per call is what kv costs the
+/// machine. On a small machine where client and server share the cores the wall times of
+/// back-to-back runs move by 10–20 % with the load, while the CPU per call is steady: the
+/// report shows both.
+///
+/// ```
+/// let mut meter = kv_benches::CpuMeter::new(None);
+/// let sum = meter.measure(1_000, || (0..1_000u64).map(std::hint::black_box).sum::<u64>());
+/// assert_eq!(sum, 499_500);
+/// assert_eq!(meter.calls(), 1_000);
+/// ```
+pub struct CpuMeter<'a> {
+    server: Option<&'a ServerProcs>,
+    client_ns: u64,
+    server_ns: u64,
+    calls: u64,
+}
+
+impl<'a> CpuMeter<'a> {
+    /// A meter of this process and, if given, the server's processes.
+    pub fn new(server: Option<&'a ServerProcs>) -> Self {
+        CpuMeter {
+            server,
+            client_ns: 0,
+            server_ns: 0,
+            calls: 0,
+        }
+    }
+
+    /// Runs `f`, which makes `calls` calls, and adds the CPU time spent meanwhile.
+    pub fn measure<T>(&mut self, calls: u64, f: impl FnOnce() -> T) -> T {
+        let client0 = cpu::this_process();
+        let server0 = self.server.map(cpu::server);
+        let out = f();
+        if let (Some(a), Some(b)) = (client0, cpu::this_process()) {
+            self.client_ns += b.saturating_sub(a);
+        }
+        if let (Some(server), Some(a)) = (self.server, server0) {
+            self.server_ns += cpu::server(server).saturating_sub(a);
+        }
+        self.calls = self.calls.saturating_add(calls);
+        out
+    }
+
+    /// The calls measured so far.
+    pub fn calls(&self) -> u64 {
+        self.calls
+    }
+
+    /// Writes `NOTES/GROUP.NAME.cpu` when `KV_BENCH_NOTES` is set and something was measured
+    /// (a benchmark filtered out measured nothing).
+    pub fn save(&self, group: &str, name: &str) {
+        if self.calls == 0 {
+            return;
+        }
+        let Some(dir) = std::env::var_os("KV_BENCH_NOTES") else {
+            return;
+        };
+        let path = std::path::Path::new(&dir).join(format!("{group}.{name}.cpu"));
+        let text = format!(
+            "{} {} {}\n",
+            self.client_ns / self.calls,
+            self.server_ns / self.calls,
+            self.calls
+        );
+        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, text)) {
+            eprintln!("kv-benches: cannot write {}: {e}", path.display());
+        }
+    }
 }
 
 /// The processes of a test server, for CPU accounting: their `comm` name, and a text their
@@ -580,7 +674,7 @@ pub fn bench_tasks(
     server: &ServerProcs,
 ) {
     let round = std::sync::atomic::AtomicUsize::new(0);
-    let (mut client_ns, mut server_ns, mut ops) = (0u64, 0u64, 0u64);
+    let mut meter = CpuMeter::new(Some(server));
     g.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let iters = usize::try_from(iters).unwrap_or(usize::MAX);
@@ -588,48 +682,31 @@ pub fn bench_tasks(
             let base = round
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 .wrapping_mul(iters.wrapping_mul(tasks));
-            let (client0, server0) = (cpu::this_process(), cpu::server(server));
-            let elapsed = rt.block_on(async {
-                let start = Instant::now();
-                let mut set = tokio::task::JoinSet::new();
-                for t in 0..tasks {
-                    let op = op.clone();
-                    set.spawn(async move {
-                        for j in 0..iters {
-                            op.run(base.wrapping_add(j.wrapping_mul(tasks)).wrapping_add(t))
-                                .await;
-                        }
-                    });
-                }
-                while let Some(r) = set.join_next().await {
-                    if let Err(e) = r {
-                        std::panic::resume_unwind(e.into_panic());
+            let ops = (iters as u64).saturating_mul(tasks as u64);
+            meter.measure(ops, || {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    let mut set = tokio::task::JoinSet::new();
+                    for t in 0..tasks {
+                        let op = op.clone();
+                        set.spawn(async move {
+                            for j in 0..iters {
+                                op.run(base.wrapping_add(j.wrapping_mul(tasks)).wrapping_add(t))
+                                    .await;
+                            }
+                        });
                     }
-                }
-                start.elapsed()
-            });
-            if let (Some(a), Some(b)) = (client0, cpu::this_process()) {
-                client_ns += b.saturating_sub(a);
-            }
-            server_ns += cpu::server(server).saturating_sub(server0);
-            ops += (iters as u64).saturating_mul(tasks as u64);
-            elapsed
+                    while let Some(r) = set.join_next().await {
+                        if let Err(e) = r {
+                            std::panic::resume_unwind(e.into_panic());
+                        }
+                    }
+                    start.elapsed()
+                })
+            })
         })
     });
-    if ops == 0 {
-        return; // filtered out
-    }
-    if let Some(dir) = std::env::var_os("KV_BENCH_NOTES") {
-        let path = std::path::Path::new(&dir).join(format!("{group}.{name}.cpu"));
-        let text = format!(
-            "{} {} {ops}\n",
-            client_ns / ops.max(1),
-            server_ns / ops.max(1)
-        );
-        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, text)) {
-            eprintln!("kv-benches: cannot write {}: {e}", path.display());
-        }
-    }
+    meter.save(group, name);
 }
 
 /// `get` of key `i` through kv.
@@ -766,19 +843,21 @@ pub fn scan_group<'a>(c: &'a mut Criterion, store: &str) -> BenchmarkGroup<'a, W
     g
 }
 
-/// Runs [`bench_serial`] in `g` for the three contenders of a server store, in this order:
-/// the raw client (`(name, op)`, the name `baseline_CLIENT`), then `kv_static` and `kv_dyn`;
-/// then finishes the group.
+/// Runs [`bench_serial`] in `g` (named `group`) for the three contenders of a server store,
+/// in this order: the raw client (`(name, op)`, the name `baseline_CLIENT`), then `kv_static`
+/// and `kv_dyn`; then finishes the group.
 pub fn serial_contenders<R: Op, S: Op, D: Op>(
     mut g: BenchmarkGroup<'_, WallTime>,
+    group: &str,
     rt: &tokio::runtime::Runtime,
+    server: &ServerProcs,
     (baseline, raw): (&str, &R),
     kv_static: &S,
     kv_dyn: &D,
 ) {
-    bench_serial(&mut g, baseline, rt, raw);
-    bench_serial(&mut g, "kv_static", rt, kv_static);
-    bench_serial(&mut g, "kv_dyn", rt, kv_dyn);
+    bench_serial(&mut g, (group, baseline), rt, server, raw);
+    bench_serial(&mut g, (group, "kv_static"), rt, server, kv_static);
+    bench_serial(&mut g, (group, "kv_dyn"), rt, server, kv_dyn);
     g.finish();
 }
 
@@ -800,6 +879,154 @@ pub fn task_contenders<R: Op, S: Op, D: Op>(
     bench_tasks(&mut g, &group, "kv_static", rt, tasks, kv_static, server);
     bench_tasks(&mut g, &group, "kv_dyn", rt, tasks, kv_dyn, server);
     g.finish();
+}
+
+/// A server store's benchmark: what its groups share.
+pub struct ServerBench<'a, S, D> {
+    /// The store's name, the prefix of its groups (`redis`).
+    pub store: &'a str,
+    /// The raw client's benchmark name (`baseline_redis_rs`).
+    pub baseline: &'a str,
+    /// The server's processes, for the CPU accounting.
+    pub server: ServerProcs,
+    /// The store type, connected.
+    pub kv_static: S,
+    /// The handle `kv::open(url)` returned for the same store.
+    pub kv_dyn: D,
+    /// The keys and the value, already written by [`fill_async`].
+    pub w: Arc<Workload>,
+}
+
+/// The raw client's operations for [`server_serial_groups`]; `scan` is `None` for a store
+/// that cannot scan (its scan group is then left out), e.g. `None::<NoScan>`.
+pub struct SerialOps<G, P, GM, PM, SC> {
+    /// `get` of one key.
+    pub get: G,
+    /// `put` of one key.
+    pub put: P,
+    /// `get_many` of a [`BATCH`].
+    pub get_many: GM,
+    /// `put_many` of a [`BATCH`].
+    pub put_many: PM,
+    /// A scan of the whole collection.
+    pub scan: Option<SC>,
+}
+
+/// The scan of a store that has none; never run.
+#[derive(Clone, Copy)]
+pub struct NoScan;
+
+impl Op for NoScan {
+    async fn run(&self, _i: usize) {}
+}
+
+/// The single-call groups of a server store, in this order: `STORE_get`, `STORE_put`,
+/// `STORE_get_many_100`, `STORE_put_many_100` and, if `raw.scan` is given, the scan group —
+/// each with the raw client, `kv_static` and `kv_dyn` ([`serial_contenders`]).
+pub fn server_serial_groups<S, D, G, P, GM, PM, SC>(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    b: &ServerBench<'_, S, D>,
+    raw: SerialOps<G, P, GM, PM, SC>,
+) where
+    S: KvStore + Clone + Send + Sync + 'static,
+    D: KvStore + Clone + Send + Sync + 'static,
+    G: Op,
+    P: Op,
+    GM: Op,
+    PM: Op,
+    SC: Op,
+{
+    let (store, base, server) = (b.store, b.baseline, &b.server);
+    let w = &b.w;
+    macro_rules! contenders {
+        ($op:literal, $elements:expr, $kv:ident, $raw:expr) => {{
+            let g = serial_group(c, store, $op, $elements);
+            let s = $kv {
+                store: b.kv_static.clone(),
+                w: w.clone(),
+            };
+            let d = $kv {
+                store: b.kv_dyn.clone(),
+                w: w.clone(),
+            };
+            let group = format!("{store}_{}", $op);
+            serial_contenders(g, &group, rt, server, (base, $raw), &s, &d);
+        }};
+    }
+    contenders!("get", 1, KvGet, &raw.get);
+    contenders!("put", 1, KvPut, &raw.put);
+    contenders!("get_many_100", BATCH, KvGetMany, &raw.get_many);
+    contenders!("put_many_100", BATCH, KvPutMany, &raw.put_many);
+    if let Some(scan) = &raw.scan {
+        let group = scan_group_name(store);
+        let s = KvScan {
+            store: b.kv_static.clone(),
+            w: w.clone(),
+        };
+        let d = KvScan {
+            store: b.kv_dyn.clone(),
+            w: w.clone(),
+        };
+        serial_contenders(
+            scan_group(c, store),
+            &group,
+            rt,
+            server,
+            (base, scan),
+            &s,
+            &d,
+        );
+    }
+}
+
+/// The task groups `STORE_get_tasks_N` and `STORE_put_tasks_N` of a server store for one
+/// concurrency `tasks` ([`task_contenders`]), with the raw client's `(get, put)`.
+pub fn server_task_groups<S, D, G: Op, P: Op>(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    b: &ServerBench<'_, S, D>,
+    tasks: usize,
+    (raw_get, raw_put): (&G, &P),
+) where
+    S: KvStore + Clone + Send + Sync + 'static,
+    D: KvStore + Clone + Send + Sync + 'static,
+{
+    let (store, base, server, w) = (b.store, b.baseline, &b.server, &b.w);
+    let s = KvGet {
+        store: b.kv_static.clone(),
+        w: w.clone(),
+    };
+    let d = KvGet {
+        store: b.kv_dyn.clone(),
+        w: w.clone(),
+    };
+    task_contenders(
+        c,
+        rt,
+        (store, "get", tasks),
+        server,
+        (base, raw_get),
+        &s,
+        &d,
+    );
+    let s = KvPut {
+        store: b.kv_static.clone(),
+        w: w.clone(),
+    };
+    let d = KvPut {
+        store: b.kv_dyn.clone(),
+        w: w.clone(),
+    };
+    task_contenders(
+        c,
+        rt,
+        (store, "put", tasks),
+        server,
+        (base, raw_put),
+        &s,
+        &d,
+    );
 }
 
 /// Writes the workload's entries into a kv store (batches of 1 000) on `rt`.

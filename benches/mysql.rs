@@ -29,10 +29,7 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use kv::mysql::MysqlStore;
 use kv::mysql::format::is_json;
-use kv_benches::{
-    BATCH, COLLECTION, KvGet, KvGetMany, KvPut, KvPutMany, KvScan, Op, ServerProcs, TASKS,
-    Workload, serial_contenders, serial_group, task_contenders,
-};
+use kv_benches::{BATCH, COLLECTION, Op, SerialOps, ServerBench, ServerProcs, TASKS, Workload};
 use kv_core::{DestroyOptions, KvStore, Timestamp};
 use sqlx::mysql::{MySql, MySqlArguments, MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::query::Query;
@@ -286,49 +283,29 @@ fn benches(c: &mut Criterion) {
         w: w.clone(),
     };
 
-    macro_rules! kv_ops {
-        ($op:ident) => {
-            (
-                &$op {
-                    store: store.clone(),
-                    w: w.clone(),
-                },
-                &$op {
-                    store: dyn_store.clone(),
-                    w: w.clone(),
-                },
-            )
-        };
-    }
-
+    let bench = ServerBench {
+        store: STORE,
+        baseline: BASELINE,
+        server: procs,
+        kv_static: store.clone(),
+        kv_dyn: dyn_store,
+        w,
+    };
     // One operation at a time.
-    let g = serial_group(c, STORE, "get", 1);
-    let (s, d) = kv_ops!(KvGet);
-    serial_contenders(g, &rt, (BASELINE, &RawGet(raw.clone())), s, d);
-    let g = serial_group(c, STORE, "put", 1);
-    let (s, d) = kv_ops!(KvPut);
-    serial_contenders(g, &rt, (BASELINE, &RawPut(raw.clone())), s, d);
-    let g = serial_group(c, STORE, "get_many_100", BATCH);
-    let (s, d) = kv_ops!(KvGetMany);
-    serial_contenders(g, &rt, (BASELINE, &RawGetMany(raw.clone())), s, d);
-    let g = serial_group(c, STORE, "put_many_100", BATCH);
-    let (s, d) = kv_ops!(KvPutMany);
-    serial_contenders(g, &rt, (BASELINE, &RawPutMany(raw.clone())), s, d);
-    let g = kv_benches::scan_group(c, STORE);
-    let (s, d) = kv_ops!(KvScan);
-    serial_contenders(g, &rt, (BASELINE, &RawScan(raw.clone())), s, d);
-
+    let ops = SerialOps {
+        get: RawGet(raw.clone()),
+        put: RawPut(raw.clone()),
+        get_many: RawGetMany(raw.clone()),
+        put_many: RawPutMany(raw.clone()),
+        scan: Some(RawScan(raw.clone())),
+    };
+    kv_benches::server_serial_groups(c, &rt, &bench, ops);
     // Concurrent tasks.
     for tasks in TASKS {
-        let (s, d) = kv_ops!(KvGet);
-        let r = RawGet(raw.clone());
-        task_contenders(c, &rt, (STORE, "get", tasks), &procs, (BASELINE, &r), s, d);
-        let (s, d) = kv_ops!(KvPut);
-        let r = RawPut(raw.clone());
-        task_contenders(c, &rt, (STORE, "put", tasks), &procs, (BASELINE, &r), s, d);
+        let ops = (&RawGet(raw.clone()), &RawPut(raw.clone()));
+        kv_benches::server_task_groups(c, &rt, &bench, tasks, ops);
     }
 
-    rt.block_on(raw.pool.close());
     if let Err(e) = rt.block_on(store.destroy_opts(DestroyOptions::default())) {
         eprintln!("kv-benches: mysql: dropping the table {TABLE} failed: {e}");
     }

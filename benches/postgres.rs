@@ -24,8 +24,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use kv::postgres::PostgresStore;
 use kv::postgres::tokio_postgres::{self, Client, NoTls, Row, Statement};
 use kv_benches::{
-    BATCH, COLLECTION, KvGet, KvGetMany, KvPut, KvPutMany, Op, ServerProcs, TASKS, Workload,
-    serial_contenders, serial_group, task_contenders,
+    BATCH, COLLECTION, NoScan, Op, SerialOps, ServerBench, ServerProcs, TASKS, Workload,
 };
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
@@ -293,73 +292,31 @@ fn benches(c: &mut Criterion) {
     };
     let raw = connect_raw(1);
 
-    macro_rules! kv_ops {
-        ($op:ident) => {
-            (
-                $op {
-                    store: store.clone(),
-                    w: w.clone(),
-                },
-                $op {
-                    store: dyn_store.clone(),
-                    w: w.clone(),
-                },
-            )
-        };
-    }
-
+    let bench = ServerBench {
+        store: STORE,
+        baseline: "baseline_tokio_postgres",
+        server: procs,
+        kv_static: store,
+        kv_dyn: dyn_store,
+        w: w.clone(),
+    };
     // One operation at a time.
-    const BASELINE: &str = "baseline_tokio_postgres";
-    let (s, d) = kv_ops!(KvGet);
-    serial_contenders(
-        serial_group(c, STORE, "get", 1),
-        &rt,
-        (BASELINE, &RawGet(raw.clone())),
-        &s,
-        &d,
-    );
-    let (s, d) = kv_ops!(KvPut);
-    serial_contenders(
-        serial_group(c, STORE, "put", 1),
-        &rt,
-        (BASELINE, &RawPut(raw.clone())),
-        &s,
-        &d,
-    );
-    let (s, d) = kv_ops!(KvGetMany);
-    let g = serial_group(c, STORE, "get_many_100", BATCH);
-    serial_contenders(g, &rt, (BASELINE, &RawGetMany(raw.clone())), &s, &d);
-    let (s, d) = kv_ops!(KvPutMany);
-    let g = serial_group(c, STORE, "put_many_100", BATCH);
-    serial_contenders(g, &rt, (BASELINE, &RawPutMany(raw.clone())), &s, &d);
+    let ops = SerialOps {
+        get: RawGet(raw.clone()),
+        put: RawPut(raw.clone()),
+        get_many: RawGetMany(raw.clone()),
+        put_many: RawPutMany(raw.clone()),
+        scan: None::<NoScan>,
+    };
+    kv_benches::server_serial_groups(c, &rt, &bench, ops);
     drop(raw);
 
     // Concurrent tasks: the raw client with one server connection per task (as pgbench), kv
     // with its defaults (point operations pipelined on its shared connections).
     for tasks in TASKS {
         let raw = connect_raw(tasks);
-        let (s, d) = kv_ops!(KvGet);
-        let raw_get = RawGet(raw.clone());
-        task_contenders(
-            c,
-            &rt,
-            (STORE, "get", tasks),
-            &procs,
-            (BASELINE, &raw_get),
-            &s,
-            &d,
-        );
-        let (s, d) = kv_ops!(KvPut);
-        let raw_put = RawPut(raw.clone());
-        task_contenders(
-            c,
-            &rt,
-            (STORE, "put", tasks),
-            &procs,
-            (BASELINE, &raw_put),
-            &s,
-            &d,
-        );
+        let ops = (&RawGet(raw.clone()), &RawPut(raw.clone()));
+        kv_benches::server_task_groups(c, &rt, &bench, tasks, ops);
     }
 }
 

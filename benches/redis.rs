@@ -24,10 +24,7 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use kv::redis::RedisStore;
 use kv::redis::redis;
-use kv_benches::{
-    BATCH, KvGet, KvGetMany, KvPut, KvPutMany, Op, ServerProcs, TASKS, Workload, serial_contenders,
-    serial_group, task_contenders,
-};
+use kv_benches::{BATCH, NoScan, Op, SerialOps, ServerBench, ServerProcs, TASKS, Workload};
 use kv_core::envelope::{self, Meta};
 use kv_core::{DestroyOptions, KvStore, Timestamp};
 use redis::aio::ConnectionManager;
@@ -36,6 +33,7 @@ const STORE: &str = "redis";
 /// The database of the test server the benchmarks use (the tests use database 0).
 const DB: u32 = 13;
 const NAMESPACE: &str = "kvbench";
+const BASELINE: &str = "baseline_redis_rs";
 
 /// The raw client: one `ConnectionManager` (cloned per call, as the store does) and the
 /// Redis keys of the workload, computed once.
@@ -195,70 +193,27 @@ fn benches(c: &mut Criterion) {
         version: Arc::new(AtomicU64::new(1)),
     };
 
-    macro_rules! kv_ops {
-        ($op:ident) => {
-            (
-                $op {
-                    store: store.clone(),
-                    w: w.clone(),
-                },
-                $op {
-                    store: dyn_store.clone(),
-                    w: w.clone(),
-                },
-            )
-        };
-    }
-
+    let bench = ServerBench {
+        store: STORE,
+        baseline: BASELINE,
+        server: procs,
+        kv_static: store.clone(),
+        kv_dyn: dyn_store,
+        w,
+    };
     // One operation at a time.
-    const BASELINE: &str = "baseline_redis_rs";
-    let (s, d) = kv_ops!(KvGet);
-    serial_contenders(
-        serial_group(c, STORE, "get", 1),
-        &rt,
-        (BASELINE, &RawGet(raw.clone())),
-        &s,
-        &d,
-    );
-    let (s, d) = kv_ops!(KvPut);
-    serial_contenders(
-        serial_group(c, STORE, "put", 1),
-        &rt,
-        (BASELINE, &RawPut(raw.clone())),
-        &s,
-        &d,
-    );
-    let (s, d) = kv_ops!(KvGetMany);
-    let g = serial_group(c, STORE, "get_many_100", BATCH);
-    serial_contenders(g, &rt, (BASELINE, &RawGetMany(raw.clone())), &s, &d);
-    let (s, d) = kv_ops!(KvPutMany);
-    let g = serial_group(c, STORE, "put_many_100", BATCH);
-    serial_contenders(g, &rt, (BASELINE, &RawPutMany(raw.clone())), &s, &d);
-
-    // Concurrent tasks sharing the connection.
+    let ops = SerialOps {
+        get: RawGet(raw.clone()),
+        put: RawPut(raw.clone()),
+        get_many: RawGetMany(raw.clone()),
+        put_many: RawPutMany(raw.clone()),
+        scan: None::<NoScan>,
+    };
+    kv_benches::server_serial_groups(c, &rt, &bench, ops);
+    // Concurrent tasks.
     for tasks in TASKS {
-        let (s, d) = kv_ops!(KvGet);
-        let raw_get = RawGet(raw.clone());
-        task_contenders(
-            c,
-            &rt,
-            (STORE, "get", tasks),
-            &procs,
-            (BASELINE, &raw_get),
-            &s,
-            &d,
-        );
-        let (s, d) = kv_ops!(KvPut);
-        let raw_put = RawPut(raw.clone());
-        task_contenders(
-            c,
-            &rt,
-            (STORE, "put", tasks),
-            &procs,
-            (BASELINE, &raw_put),
-            &s,
-            &d,
-        );
+        let ops = (&RawGet(raw.clone()), &RawPut(raw.clone()));
+        kv_benches::server_task_groups(c, &rt, &bench, tasks, ops);
     }
 
     if let Err(e) = rt.block_on(store.destroy_opts(DestroyOptions::default())) {

@@ -20,7 +20,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::bench_report::{NOTES_DIR, ops_per_sec, replace_section, si};
+use crate::bench_report::{ops_per_sec, read_cpu, replace_section, si};
 
 const START: &str = "<!-- engine-limit:start -->";
 const END: &str = "<!-- engine-limit:end -->";
@@ -266,14 +266,7 @@ struct Measured {
 
 /// CPU per operation (client, server; ns) that a `*_tasks_*` benchmark left in its note.
 fn bench_cpu(criterion: &Path, group: &str, bench: &str) -> Option<(u64, u64)> {
-    let text = fs::read_to_string(
-        criterion
-            .join(NOTES_DIR)
-            .join(format!("{group}.{bench}.cpu")),
-    )
-    .ok()?;
-    let mut it = text.split_whitespace().map(|f| f.parse::<u64>().ok());
-    Some((it.next()??, it.next()??))
+    read_cpu(criterion, group, bench, None)
 }
 
 /// `client / server` CPU per operation in µs.

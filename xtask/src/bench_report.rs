@@ -100,6 +100,9 @@ struct Bench {
     median_ns: f64,
     /// Operations (keys) per iteration, from `Throughput::Elements`.
     elements: Option<u64>,
+    /// CPU time per call (ns) of the benchmark process and of the server, from the note the
+    /// benchmark left (`NOTES/GROUP.BENCH.cpu`), when it left one in this run.
+    cpu: Option<(u64, u64)>,
 }
 
 struct Group {
@@ -110,6 +113,13 @@ struct Group {
 impl Group {
     fn baseline(&self) -> Option<&Bench> {
         self.benches.iter().find(|b| b.name.starts_with("baseline"))
+    }
+
+    /// The client CPU per call of benchmark `name` over the baseline's.
+    fn cpu_ratio(&self, name: &str) -> Option<f64> {
+        let base = self.baseline()?.cpu?.0;
+        let this = self.benches.iter().find(|b| b.name == name)?.cpu?.0;
+        (base > 0).then(|| this as f64 / base as f64)
     }
 }
 
@@ -152,10 +162,13 @@ fn read_groups(dir: &Path, since: Option<SystemTime>) -> Result<(Vec<Group>, Vec
             let elements = fs::read_to_string(new.join("benchmark.json"))
                 .ok()
                 .and_then(|j| elements(&j));
+            let bench = b.file_name().to_string_lossy().into_owned();
+            let cpu = read_cpu(dir, &name, &bench, since);
             benches.push(Bench {
-                name: b.file_name().to_string_lossy().into_owned(),
+                name: bench,
                 median_ns,
                 elements,
+                cpu,
             });
         }
         if benches.is_empty() {
@@ -171,6 +184,27 @@ fn read_groups(dir: &Path, since: Option<SystemTime>) -> Result<(Vec<Group>, Vec
         groups.push(Group { name, benches });
     }
     Ok((groups, stale))
+}
+
+/// The CPU per call (client, server; ns) in `NOTES/GROUP.BENCH.cpu` (`client server calls`),
+/// if written after `since`.
+pub fn read_cpu(
+    dir: &Path,
+    group: &str,
+    bench: &str,
+    since: Option<SystemTime>,
+) -> Option<(u64, u64)> {
+    let path = dir.join(NOTES_DIR).join(format!("{group}.{bench}.cpu"));
+    if let Some(since) = since {
+        let modified = fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+        if modified < since {
+            return None;
+        }
+    }
+    let text = fs::read_to_string(path).ok()?;
+    let mut it = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+    let (client, server) = (it.next()??, it.next()??);
+    (client > 0).then_some((client, server))
 }
 
 /// The skip notes: (store, reason, groups).
@@ -264,15 +298,19 @@ fn summary(groups: &[Group]) -> String {
     let is_other =
         |b: &Bench| !b.name.starts_with("baseline") && !columns.contains(&b.name.as_str());
     let others = groups.iter().any(|g| g.benches.iter().any(is_other));
+    let cpu_column = groups.iter().any(|g| g.cpu_ratio("kv_static").is_some());
     let mut out = String::from("\n| group | baseline | baseline median |");
     for c in &columns {
         out.push_str(&format!(" {c} |"));
+    }
+    if cpu_column {
+        out.push_str(" kv_static client CPU |");
     }
     if others {
         out.push_str(" others |");
     }
     out.push_str("\n|---|---|---:|");
-    out.push_str(&"---:|".repeat(columns.len()));
+    out.push_str(&"---:|".repeat(columns.len() + usize::from(cpu_column)));
     if others {
         out.push_str("---|");
     }
@@ -297,6 +335,12 @@ fn summary(groups: &[Group]) -> String {
                 .map_or("–".to_owned(), ratio);
             out.push_str(&format!(" {cell} |"));
         }
+        if cpu_column {
+            let cell = g
+                .cpu_ratio("kv_static")
+                .map_or("–".to_owned(), |r| format!("{r:.2}×"));
+            out.push_str(&format!(" {cell} |"));
+        }
         if others {
             let cell: Vec<String> = g
                 .benches
@@ -318,9 +362,16 @@ fn summary(groups: &[Group]) -> String {
 
 fn detail(g: &Group) -> String {
     let base = g.baseline().map(|b| b.median_ns);
+    let cpu = g.benches.iter().any(|b| b.cpu.is_some());
     let mut out = format!(
-        "\n**{}**\n\n| benchmark | median | ratio to baseline | overhead | throughput |\n|---|---:|---:|---:|---:|\n",
-        g.name
+        "\n**{}**\n\n| benchmark | median | ratio to baseline | overhead | throughput |{}\n|---|---:|---:|---:|---:|{}\n",
+        g.name,
+        if cpu {
+            " CPU per call: client / server | client CPU ratio |"
+        } else {
+            ""
+        },
+        if cpu { "---:|---:|" } else { "" }
     );
     for b in &g.benches {
         let (ratio, over) = match base {
@@ -342,10 +393,24 @@ fn detail(g: &Group) -> String {
             _ => "–".into(),
         };
         out.push_str(&format!(
-            "| {} | {} | {ratio} | {over} | {throughput} |\n",
+            "| {} | {} | {ratio} | {over} | {throughput} |",
             b.name,
             human(b.median_ns)
         ));
+        if cpu {
+            let per_call = b.cpu.map_or("–".to_owned(), |(client, server)| {
+                if server == 0 {
+                    human(client as f64)
+                } else {
+                    format!("{} / {}", human(client as f64), human(server as f64))
+                }
+            });
+            let ratio = g
+                .cpu_ratio(&b.name)
+                .map_or("–".to_owned(), |r| format!("{r:.2}×"));
+            out.push_str(&format!(" {per_call} | {ratio} |"));
+        }
+        out.push('\n');
     }
     out
 }
@@ -474,6 +539,9 @@ mod tests {
             date: "2026-12-01".into(),
         };
         write("a_get", "layer_x", 2_000.0, Some(1));
+        let notes = dir.join(NOTES_DIR);
+        fs::write(notes.join("a_get.baseline_raw.cpu"), "1000 3000 50\n").unwrap();
+        fs::write(notes.join("a_get.kv_static.cpu"), "1100 3000 40\n").unwrap();
         let out = render(&dir, Some(&run)).unwrap();
         run.save(dir.to_str().unwrap()).unwrap();
         let loaded = Run::load(dir.to_str().unwrap()).unwrap();
@@ -495,6 +563,22 @@ mod tests {
         );
         assert!(
             out.contains("| kv_static | 1.50 µs | 1.50× | +500.0 ns | 666.7 k ops/s |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| a_get | baseline_raw | 1.00 µs | 1.50× | – | 1.10× |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| a_get_many_100 | baseline_raw | 10.00 µs | – | 2.00× | – |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| 666.7 k ops/s | 1.10 µs / 3.00 µs | 1.10× |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| layer_x | 2.00 µs | 2.00× | +1.00 µs | 500.0 k ops/s | – | – |"),
             "{out}"
         );
         assert!(out.contains("- redis (`redis_get`): no server"), "{out}");
