@@ -93,6 +93,7 @@ pub struct Entry {
 
 impl Entry {
     /// An entry with only a value.
+    #[inline]
     pub fn new(value: Bytes) -> Self {
         Entry {
             value,
@@ -103,18 +104,21 @@ impl Entry {
     }
 
     /// Sets `created_at`.
+    #[inline]
     pub fn with_created_at(mut self, t: Option<Timestamp>) -> Self {
         self.created_at = t;
         self
     }
 
     /// Sets `expires_at`.
+    #[inline]
     pub fn with_expires_at(mut self, t: Option<Timestamp>) -> Self {
         self.expires_at = t;
         self
     }
 
     /// Sets `version`.
+    #[inline]
     pub fn with_version(mut self, v: Option<Version>) -> Self {
         self.version = v;
         self

@@ -28,6 +28,7 @@ impl Timestamp {
     pub const UNIX_EPOCH: Timestamp = Timestamp(0);
 
     /// The current time from the system clock.
+    #[inline]
     pub fn now() -> Self {
         Self::from_system_time(SystemTime::now())
     }
@@ -53,6 +54,7 @@ impl Timestamp {
     }
 
     /// From a [`SystemTime`], truncated to microseconds and saturating at ±292 000 years.
+    #[inline]
     pub fn from_system_time(t: SystemTime) -> Self {
         match t.duration_since(UNIX_EPOCH) {
             Ok(d) => Timestamp(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
