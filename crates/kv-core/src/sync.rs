@@ -59,6 +59,13 @@ impl Wake for ThreadWaker {
 impl BlockOn for Park {
     fn block_on<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
         let mut fut = pin!(fut);
+        // Most futures of embedded stores are ready at once: poll first without building the
+        // thread's waker (an allocation and a reference count per call). A future that
+        // returns `Pending` is polled again with the real waker before the thread parks, so
+        // it wakes the waker it was given last, as the `Future` contract requires.
+        if let Poll::Ready(r) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            return r;
+        }
         let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
         let mut cx = Context::from_waker(&waker);
         loop {
