@@ -75,12 +75,16 @@ impl Raw {
 
     /// The item value of a write now, as the store encodes it.
     fn encode(&self) -> Vec<u8> {
+        Self::encode_at(Timestamp::now(), &self.w.value)
+    }
+
+    fn encode_at(now: Timestamp, value: &[u8]) -> Vec<u8> {
         let meta = Meta {
             expires_at: None,
-            created_at: Some(Timestamp::now()),
+            created_at: Some(now),
             version: None,
         };
-        format::encode(&meta, None, &self.w.value)
+        format::encode(&meta, None, value)
     }
 }
 
@@ -171,14 +175,17 @@ struct RawPutMany(Raw);
 
 impl Op for RawPutMany {
     async fn run(&self, i: usize) {
-        // One envelope (one `created_at`) for the whole batch, as the store writes it.
-        let raw = self.0.encode();
-        let mut by_server: HashMap<usize, Vec<(&str, &[u8])>> = HashMap::new();
+        // One `created_at` for the whole batch, as the store writes it; an envelope per
+        // entry, as a caller whose entries hold different values must build.
+        let now = Timestamp::now();
+        let mut by_server: HashMap<usize, Vec<(&str, Vec<u8>)>> = HashMap::new();
         for k in self.0.w.batch(i) {
             let (ik, server) = &self.0.items[k];
-            by_server.entry(*server).or_default().push((ik, &raw));
+            let raw = Raw::encode_at(now, &self.0.w.value);
+            by_server.entry(*server).or_default().push((ik, raw));
         }
         join_all(by_server.into_iter().map(|(server, items)| async move {
+            let items: Vec<(&str, &[u8])> = items.iter().map(|(k, v)| (*k, v.as_slice())).collect();
             let refused = self
                 .0
                 .conn(server)

@@ -61,12 +61,16 @@ struct Raw {
 impl Raw {
     /// The value of a write now, as the store encodes it.
     fn encode(&self) -> Bytes {
+        Self::encode_at(Timestamp::now(), &self.w.value)
+    }
+
+    fn encode_at(now: Timestamp, value: &[u8]) -> Bytes {
         let meta = Meta {
             expires_at: None,
-            created_at: Some(Timestamp::now()),
+            created_at: Some(now),
             version: None,
         };
-        format::encode(&meta, None, &self.w.value)
+        format::encode(&meta, None, value)
     }
 
     /// The live entry of a NATS key (meta, value, revision), as the store reads it.
@@ -131,15 +135,16 @@ struct RawPutMany(Raw);
 
 impl Op for RawPutMany {
     async fn run(&self, i: usize) {
-        // One envelope (one `created_at`) for the whole batch, as the store writes it.
-        let raw = self.0.encode();
+        // One `created_at` for the whole batch, as the store writes it; an envelope per
+        // entry, as a caller whose entries hold different values must build.
+        let now = Timestamp::now();
         let mut acks = Vec::with_capacity(BATCH);
         for k in self.0.w.batch(i) {
             let subject = format!("{}{}", self.0.bucket.prefix, self.0.nkeys[k]);
             acks.push(
                 self.0
                     .js
-                    .publish(subject, raw.clone())
+                    .publish(subject, Raw::encode_at(now, &self.0.w.value))
                     .await
                     .expect("NATS publish"),
             );
