@@ -151,11 +151,12 @@ pub fn decode_name(stored: &str) -> Option<String> {
 
 /// True if `value` goes to the `json` column: UTF-8 JSON text that `jsonb` also accepts.
 pub fn is_json(value: &[u8]) -> bool {
-    if value.is_empty() || value.windows(6).any(|w| w == b"\\u0000") {
-        return false;
-    }
-    // serde_json rejects lone surrogate escapes and numbers beyond f64, as jsonb does.
-    serde_json::from_slice::<serde_json::Value>(value).is_ok()
+    // The parse first: most non-JSON values fail at their first byte, while the scan for
+    // `\u0000` (which jsonb refuses) reads every byte. serde_json rejects lone surrogate
+    // escapes and numbers beyond f64, as jsonb does.
+    !value.is_empty()
+        && serde_json::from_slice::<serde_json::Value>(value).is_ok()
+        && !value.windows(6).any(|w| w == b"\\u0000")
 }
 
 /// The SQL of one table, built once per store.
