@@ -34,7 +34,7 @@ use etcd_client::{
 };
 use kv::etcd::format;
 use kv::etcd::{EtcdConfig, EtcdStore};
-use kv_benches::{BATCH, COLLECTION, Op, SerialOps, ServerBench, ServerProcs, TASKS, Workload};
+use kv_benches::{BATCH, COLLECTION, Op, SerialOps, ServerBench, ServerProcs, Workload};
 use kv_core::envelope::{self, Meta};
 use kv_core::{DestroyOptions, KvStore, Timestamp};
 
@@ -261,7 +261,6 @@ fn benches(c: &mut Criterion) {
         kv_dyn: dyn_store,
         w,
     };
-    // One operation at a time.
     let ops = SerialOps {
         get: RawGet(raw.clone()),
         put: RawPut(raw.clone()),
@@ -269,12 +268,7 @@ fn benches(c: &mut Criterion) {
         put_many: RawPutMany(raw.clone()),
         scan: Some(RawScan(raw.clone())),
     };
-    kv_benches::server_serial_groups(c, &rt, &bench, ops);
-    // Concurrent tasks.
-    for tasks in TASKS {
-        let ops = (&RawGet(raw.clone()), &RawPut(raw.clone()));
-        kv_benches::server_task_groups(c, &rt, &bench, tasks, ops);
-    }
+    kv_benches::server_groups(c, &rt, &bench, &ops);
 
     if let Err(e) = rt.block_on(store.destroy_opts(DestroyOptions::default())) {
         eprintln!("kv-benches: etcd: deleting the prefix {PREFIX}/ failed: {e}");

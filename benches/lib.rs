@@ -927,7 +927,7 @@ pub fn server_serial_groups<S, D, G, P, GM, PM, SC>(
     c: &mut Criterion,
     rt: &tokio::runtime::Runtime,
     b: &ServerBench<'_, S, D>,
-    raw: SerialOps<G, P, GM, PM, SC>,
+    raw: &SerialOps<G, P, GM, PM, SC>,
 ) where
     S: KvStore + Clone + Send + Sync + 'static,
     D: KvStore + Clone + Send + Sync + 'static,
@@ -977,6 +977,29 @@ pub fn server_serial_groups<S, D, G, P, GM, PM, SC>(
             &s,
             &d,
         );
+    }
+}
+
+/// Every group of a server store whose raw client serves any concurrency: the single-call
+/// groups ([`server_serial_groups`]), then the task groups for each of [`TASKS`] with the
+/// same `get` and `put` ([`server_task_groups`]).
+pub fn server_groups<S, D, G, P, GM, PM, SC>(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    b: &ServerBench<'_, S, D>,
+    raw: &SerialOps<G, P, GM, PM, SC>,
+) where
+    S: KvStore + Clone + Send + Sync + 'static,
+    D: KvStore + Clone + Send + Sync + 'static,
+    G: Op,
+    P: Op,
+    GM: Op,
+    PM: Op,
+    SC: Op,
+{
+    server_serial_groups(c, rt, b, raw);
+    for tasks in TASKS {
+        server_task_groups(c, rt, b, tasks, (&raw.get, &raw.put));
     }
 }
 

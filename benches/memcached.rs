@@ -278,7 +278,6 @@ fn benches(c: &mut Criterion) {
         kv_dyn: dyn_store,
         w: w.clone(),
     };
-    // One operation at a time.
     let ops = SerialOps {
         get: RawGet(raw.clone()),
         put: RawPut(raw.clone()),
@@ -286,12 +285,7 @@ fn benches(c: &mut Criterion) {
         put_many: RawPutMany(raw.clone()),
         scan: None::<NoScan>,
     };
-    kv_benches::server_serial_groups(c, &rt, &bench, ops);
-    // Concurrent tasks.
-    for tasks in TASKS {
-        let ops = (&RawGet(raw.clone()), &RawPut(raw.clone()));
-        kv_benches::server_task_groups(c, &rt, &bench, tasks, ops);
-    }
+    kv_benches::server_groups(c, &rt, &bench, &ops);
 
     // The store cannot clear a collection (memcached cannot list keys): delete the keys.
     let keys: Vec<&str> = w.keys.iter().map(String::as_str).collect();

@@ -291,7 +291,6 @@ fn benches(c: &mut Criterion) {
         kv_dyn: dyn_store,
         w,
     };
-    // One operation at a time.
     let ops = SerialOps {
         get: RawGet(raw.clone()),
         put: RawPut(raw.clone()),
@@ -299,12 +298,7 @@ fn benches(c: &mut Criterion) {
         put_many: RawPutMany(raw.clone()),
         scan: Some(RawScan(raw.clone())),
     };
-    kv_benches::server_serial_groups(c, &rt, &bench, ops);
-    // Concurrent tasks.
-    for tasks in TASKS {
-        let ops = (&RawGet(raw.clone()), &RawPut(raw.clone()));
-        kv_benches::server_task_groups(c, &rt, &bench, tasks, ops);
-    }
+    kv_benches::server_groups(c, &rt, &bench, &ops);
 
     if let Err(e) = rt.block_on(store.destroy_opts(DestroyOptions::default())) {
         eprintln!("kv-benches: mysql: dropping the table {TABLE} failed: {e}");

@@ -38,7 +38,7 @@ use futures_util::TryStreamExt;
 use futures_util::future::join_all;
 use kv::nats::NatsStore;
 use kv::nats::format;
-use kv_benches::{BATCH, COLLECTION, Op, SerialOps, ServerBench, ServerProcs, TASKS, Workload};
+use kv_benches::{BATCH, COLLECTION, Op, SerialOps, ServerBench, ServerProcs, Workload};
 use kv_core::envelope::Meta;
 use kv_core::{DestroyOptions, KvStore, Timestamp};
 
@@ -254,7 +254,6 @@ fn benches(c: &mut Criterion) {
         kv_dyn: dyn_store,
         w,
     };
-    // One operation at a time.
     let ops = SerialOps {
         get: RawGet(raw.clone()),
         put: RawPut(raw.clone()),
@@ -262,12 +261,7 @@ fn benches(c: &mut Criterion) {
         put_many: RawPutMany(raw.clone()),
         scan: Some(RawScan(raw.clone())),
     };
-    kv_benches::server_serial_groups(c, &rt, &bench, ops);
-    // Concurrent tasks.
-    for tasks in TASKS {
-        let ops = (&RawGet(raw.clone()), &RawPut(raw.clone()));
-        kv_benches::server_task_groups(c, &rt, &bench, tasks, ops);
-    }
+    kv_benches::server_groups(c, &rt, &bench, &ops);
 
     if let Err(e) = rt.block_on(store.destroy_opts(DestroyOptions::default())) {
         eprintln!("kv-benches: nats: deleting the bucket of namespace {NAMESPACE} failed: {e}");

@@ -308,7 +308,7 @@ fn benches(c: &mut Criterion) {
         put_many: RawPutMany(raw.clone()),
         scan: None::<NoScan>,
     };
-    kv_benches::server_serial_groups(c, &rt, &bench, ops);
+    kv_benches::server_serial_groups(c, &rt, &bench, &ops);
     drop(raw);
 
     // Concurrent tasks: the raw client with one server connection per task (as pgbench), kv

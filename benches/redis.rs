@@ -24,7 +24,7 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use kv::redis::RedisStore;
 use kv::redis::redis;
-use kv_benches::{BATCH, NoScan, Op, SerialOps, ServerBench, ServerProcs, TASKS, Workload};
+use kv_benches::{BATCH, NoScan, Op, SerialOps, ServerBench, ServerProcs, Workload};
 use kv_core::envelope::{self, Meta};
 use kv_core::{DestroyOptions, KvStore, Timestamp};
 use redis::aio::ConnectionManager;
@@ -201,7 +201,6 @@ fn benches(c: &mut Criterion) {
         kv_dyn: dyn_store,
         w,
     };
-    // One operation at a time.
     let ops = SerialOps {
         get: RawGet(raw.clone()),
         put: RawPut(raw.clone()),
@@ -209,12 +208,7 @@ fn benches(c: &mut Criterion) {
         put_many: RawPutMany(raw.clone()),
         scan: None::<NoScan>,
     };
-    kv_benches::server_serial_groups(c, &rt, &bench, ops);
-    // Concurrent tasks.
-    for tasks in TASKS {
-        let ops = (&RawGet(raw.clone()), &RawPut(raw.clone()));
-        kv_benches::server_task_groups(c, &rt, &bench, tasks, ops);
-    }
+    kv_benches::server_groups(c, &rt, &bench, &ops);
 
     if let Err(e) = rt.block_on(store.destroy_opts(DestroyOptions::default())) {
         eprintln!("kv-benches: redis: cleaning up the namespace {NAMESPACE} failed: {e}");

@@ -30,17 +30,10 @@ use kv_core::{Entry, Result, Timestamp};
 
 /// Escapes a namespace or collection for use inside the hash tag.
 pub fn escape_tag_part(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '%' => out.push_str("%25"),
-            '{' => out.push_str("%7B"),
-            '}' => out.push_str("%7D"),
-            ':' => out.push_str("%3A"),
-            c => out.push(c),
-        }
-    }
-    out
+    let mut out = Vec::with_capacity(s.len());
+    push_escaped(&mut out, s);
+    // Whole characters are kept or replaced by ASCII escapes: still UTF-8.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Reverses [`escape_tag_part`].

@@ -9,7 +9,7 @@ const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 /// escape costs one copy (the stores call this for every key of every operation). `keep`
 /// must refuse `%` itself for the result to be reversible, and should refuse bytes ≥ 0x80
 /// if `out` must stay ASCII (refusing only some bytes of a multi-byte character would leave
-/// `out` invalid UTF-8; use [`push_escaped_str`] for a `String`).
+/// `out` invalid UTF-8).
 ///
 /// # Example
 ///
@@ -38,28 +38,6 @@ pub fn push_escaped(out: &mut Vec<u8>, s: &str, keep: impl Fn(u8) -> bool) {
     out.extend_from_slice(&bytes[start..]);
 }
 
-/// [`push_escaped`] into a `String`: every byte ≥ 0x80 is escaped too, whatever `keep`
-/// says, so `out` stays valid UTF-8 (and ASCII where it was).
-///
-/// # Example
-///
-/// ```
-/// use kv_core::format::percent::push_escaped_str;
-///
-/// let mut out = String::from("p:");
-/// push_escaped_str(&mut out, "a b·", |b| b != b' ' && b != b'%');
-/// assert_eq!(out, "p:a%20b%C2%B7");
-/// ```
-pub fn push_escaped_str(out: &mut String, s: &str, keep: impl Fn(u8) -> bool) {
-    let mut bytes = std::mem::take(out).into_bytes();
-    push_escaped(&mut bytes, s, |b| b.is_ascii() && keep(b));
-    // Only ASCII bytes were kept and the escapes are ASCII, appended to a valid string.
-    *out = String::from_utf8(bytes).unwrap_or_else(|e| {
-        // Unreachable by the argument above; never panic in library code.
-        String::from_utf8_lossy(e.as_bytes()).into_owned()
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,12 +52,5 @@ mod tests {
         push_escaped(&mut out, "% x%", keep);
         push_escaped(&mut out, "é", keep);
         assert_eq!(out, b"plain%25%20x%25%C3%A9");
-    }
-
-    #[test]
-    fn the_string_form_stays_utf8() {
-        let mut out = String::new();
-        push_escaped_str(&mut out, "ü:1", |_| true);
-        assert_eq!(out, "%C3%BC:1");
     }
 }
