@@ -84,8 +84,10 @@ pub struct PostgresConfig {
     /// at 64 tasks). Scans, clear, cull and listing collections still take a connection of
     /// their own, so a long statement never holds up the short ones queued behind it. At
     /// most `pool_size - 1` are shared: one connection stays free for the schema work that
-    /// needs a transaction of its own. Raise it for a server with many cores under many
-    /// concurrent tasks: each connection is served by one server process.
+    /// needs a transaction of its own. An operation takes the shared connection with the
+    /// fewest statements in flight (the first when several are idle), so a sequential caller
+    /// uses one and more are opened only as concurrency needs them. Raise it for a server with
+    /// many cores under many concurrent tasks: each connection is served by one server process.
     pub shared_connections: usize,
     /// The longest any operation may take (waiting for a connection included); also the
     /// connect timeout.

@@ -114,7 +114,9 @@ const ESC: char = '\u{1}';
 /// assert_eq!(decode_name(&encode_name("\u{1}\0")).unwrap(), "\u{1}\0");
 /// ```
 pub fn encode_name(name: &str) -> std::borrow::Cow<'_, str> {
-    if !name.contains(['\0', ESC]) {
+    // A byte scan: NUL and U+0001 are ASCII, never part of a longer UTF-8 sequence (a `char`
+    // set pattern decodes every character and showed in the put profile).
+    if !name.bytes().any(|b| b == b'\0' || b == ESC as u8) {
         return std::borrow::Cow::Borrowed(name);
     }
     let mut out = String::with_capacity(name.len() + 4);
@@ -154,8 +156,15 @@ pub fn is_json(value: &[u8]) -> bool {
     // The parse first: most non-JSON values fail at their first byte, while the scan for
     // `\u0000` (which jsonb refuses) reads every byte. serde_json rejects lone surrogate
     // escapes and numbers beyond f64, as jsonb does.
-    !value.is_empty()
-        && serde_json::from_slice::<serde_json::Value>(value).is_ok()
+    // A value whose first non-blank byte cannot start JSON text is rejected before the parse,
+    // which would build (and free) an error for it.
+    let first = value
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    matches!(
+        first,
+        Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')
+    ) && serde_json::from_slice::<serde_json::Value>(value).is_ok()
         && !value.windows(6).any(|w| w == b"\\u0000")
 }
 
@@ -330,5 +339,10 @@ mod tests {
         assert!(!is_json(br#""\u0000""#));
         assert!(!is_json(br#""\ud800""#));
         assert!(!is_json(&[0xff, 0xfe]));
+        assert!(!is_json(b"  \n"));
+        assert!(!is_json(b"xyz"));
+        assert!(is_json(b"\n\t[true, false, null, -1.5e3]"));
+        assert!(!is_json(b"nul"));
+        assert!(is_json(b"null"));
     }
 }
