@@ -674,7 +674,7 @@ impl KvStore for PostgresStore {
                     let ce = check_name(c, false)?;
                     let mut enc = Vec::with_capacity(keys.len());
                     for k in keys {
-                        enc.push(check_name(k, true).map_err(|e| e.with_key(k))?.into_owned());
+                        enc.push(check_name(k, true).map_err(|e| e.with_key(k))?);
                     }
                     let now = SystemTime::now();
                     let stmt = client
@@ -694,7 +694,7 @@ impl KvStore for PostgresStore {
                         })?;
                         found.insert(k, entry);
                     }
-                    Ok(enc.iter().map(|k| found.get(k).cloned()).collect())
+                    Ok(enc.iter().map(|k| found.get(k.as_ref()).cloned()).collect())
                 },
             )
             .await
@@ -885,7 +885,7 @@ impl KvStore for PostgresStore {
                     let ce = check_name(c, false)?;
                     let mut enc = Vec::with_capacity(keys.len());
                     for k in keys {
-                        enc.push(check_name(k, true).map_err(|e| e.with_key(k))?.into_owned());
+                        enc.push(check_name(k, true).map_err(|e| e.with_key(k))?);
                     }
                     let now = SystemTime::now();
                     let stmt = client
