@@ -153,11 +153,10 @@ pub fn decode_name(stored: &str) -> Option<String> {
 
 /// True if `value` goes to the `json` column: UTF-8 JSON text that `jsonb` also accepts.
 pub fn is_json(value: &[u8]) -> bool {
-    // The parse first: most non-JSON values fail at their first byte, while the scan for
-    // `\u0000` (which jsonb refuses) reads every byte. serde_json rejects lone surrogate
-    // escapes and numbers beyond f64, as jsonb does.
-    // A value whose first non-blank byte cannot start JSON text is rejected before the parse,
-    // which would build (and free) an error for it.
+    // Cheapest test first: a value whose first non-blank byte cannot start JSON text is
+    // rejected without the parse (which would build and free an error), and the scan for
+    // `\u0000` (which jsonb refuses; it reads every byte) runs only on parsed JSON. serde_json
+    // rejects lone surrogate escapes and numbers beyond f64, as jsonb does.
     let first = value
         .iter()
         .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));

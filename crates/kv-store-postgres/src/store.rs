@@ -471,19 +471,13 @@ impl SharedConnections {
         if !short {
             return None;
         }
-        let (first, rest) = self.slots.split_first()?;
-        let mut best = (first, first.in_flight.load(Ordering::Relaxed));
-        for slot in rest {
-            if best.1 == 0 {
-                break;
-            }
-            let n = slot.in_flight.load(Ordering::Relaxed);
-            if n < best.1 {
-                best = (slot, n);
-            }
-        }
-        best.0.in_flight.fetch_add(1, Ordering::Relaxed);
-        Some(Lease(best.0))
+        // `min_by_key` keeps the first of equals: idle callers all take the first slot.
+        let slot = self
+            .slots
+            .iter()
+            .min_by_key(|s| s.in_flight.load(Ordering::Relaxed))?;
+        slot.in_flight.fetch_add(1, Ordering::Relaxed);
+        Some(Lease(slot))
     }
 }
 

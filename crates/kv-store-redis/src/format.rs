@@ -32,8 +32,9 @@ use kv_core::{Entry, Result, Timestamp};
 pub fn escape_tag_part(s: &str) -> String {
     let mut out = Vec::with_capacity(s.len());
     push_escaped(&mut out, s);
-    // Whole characters are kept or replaced by ASCII escapes: still UTF-8.
-    String::from_utf8(out).unwrap_or_default()
+    // Only ASCII bytes are escaped, so whole characters are kept: still UTF-8. The lossy
+    // branch is unreachable; it is there so that no input can panic or come out empty.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Reverses [`escape_tag_part`].
